@@ -1,0 +1,142 @@
+// Tracing: every op binds a primitive. Inside a transform the innermost active trace records it as a graph
+// node; outside any trace it runs at once on the active backend. Values from an outer trace or concrete
+// tensors used inside a trace are lifted into it (captures and constants).
+
+import { backend, type Backend, type DeviceBuffer, type Executable } from './backend.ts';
+import type { HostArray } from './dtype.ts';
+import { TransformError } from './errors.ts';
+import { type Graph, GraphWriter } from './graph.ts';
+import type { Primitive, PrimitiveAttrs } from './primitives.ts';
+import type { AVal } from './shape.ts';
+import { shapeRules } from './shape-rules.ts';
+import { Tensor } from './tensor.ts';
+
+export class TraceBuilder {
+  private readonly w = new GraphWriter();
+  private readonly explicit: number[] = [];
+  private readonly captureIds: number[] = [];
+  private readonly captures: Tensor[] = [];
+  private readonly lifted = new Map<Tensor, number>();
+  active = true;
+
+  input(aval: AVal): Tensor {
+    const id = this.w.input(aval);
+    this.explicit.push(id);
+    return new Tensor(aval, { kind: 'symbolic', builder: this, id });
+  }
+
+  /** The id of `t` in this graph, adding a constant or capture input the first time an outside value is seen. */
+  lift(t: Tensor): number {
+    const ref = t.ref;
+    if (ref.kind === 'symbolic' && ref.builder === this) return ref.id;
+    const seen = this.lifted.get(t);
+    if (seen !== undefined) return seen;
+    let id: number;
+    if (ref.kind === 'concrete') id = this.w.constant(t);
+    else {
+      assertLive(ref.builder);
+      id = this.w.input(t.aval);
+      this.captureIds.push(id);
+      this.captures.push(t);
+    }
+    this.lifted.set(t, id);
+    return id;
+  }
+
+  emit<P extends Primitive>(prim: P, inputs: Tensor[], attrs: PrimitiveAttrs[P], aval: AVal): Tensor {
+    const id = this.w.prim(prim, inputs.map((t) => this.lift(t)), attrs, aval);
+    return new Tensor(aval, { kind: 'symbolic', builder: this, id });
+  }
+
+  finish(outputs: Tensor[]): Graph {
+    const ids = outputs.map((t) => this.lift(t));
+    this.active = false;
+    return this.w.finish([...this.explicit, ...this.captureIds], ids, this.captures);
+  }
+}
+
+function assertLive(b: TraceBuilder): void {
+  if (!b.active) {
+    throw new TransformError(
+      'a traced tensor escaped from the function being transformed (was it stored in an outer variable or returned through a side channel?)',
+    );
+  }
+}
+
+const stack: TraceBuilder[] = [];
+
+/** True while some transform is tracing. */
+export function isTracing(): boolean {
+  return stack.length > 0;
+}
+
+/** Runs `body` with a fresh trace on top of the stack. */
+export function withTrace<T>(body: (b: TraceBuilder) => T): T {
+  const b = new TraceBuilder();
+  stack.push(b);
+  try {
+    return body(b);
+  } finally {
+    stack.pop();
+    b.active = false;
+  }
+}
+
+/** Runs `body` eagerly even while a transform is tracing (constant folding evaluates this way). */
+export function withoutTrace<T>(body: () => T): T {
+  const saved = stack.splice(0, stack.length);
+  try {
+    return body();
+  } finally {
+    stack.push(...saved);
+  }
+}
+
+/** Applies a primitive: records it in the innermost trace, or evaluates it now. */
+export function bind<P extends Primitive>(prim: P, inputs: Tensor[], attrs: PrimitiveAttrs[P]): Tensor {
+  const aval = shapeRules[prim](inputs.map((t) => t.aval), attrs);
+  const top = stack[stack.length - 1];
+  if (top) return top.emit(prim, inputs, attrs, aval);
+  return evalEager(prim, inputs, attrs, aval);
+}
+
+const eagerCache = new Map<string, Executable>();
+
+function evalEager<P extends Primitive>(prim: P, inputs: Tensor[], attrs: PrimitiveAttrs[P], aval: AVal): Tensor {
+  const be = backend();
+  const buffers = inputs.map((t) => bufferOf(t, be));
+  const key = `${be.name}|${prim}|${JSON.stringify(attrs)}|${inputs.map((t) => `${t.dtype}${t.shape}`).join(';')}`;
+  let exe = eagerCache.get(key);
+  if (!exe) {
+    const w = new GraphWriter();
+    const ins = inputs.map((t) => w.input(t.aval));
+    exe = be.compile(w.finish(ins, [w.prim(prim, ins, attrs, aval)]));
+    eagerCache.set(key, exe);
+  }
+  return fromBuffer(exe.run(buffers)[0], be, aval);
+}
+
+/** The device buffer behind a concrete tensor, checked to live on `be`. */
+export function bufferOf(t: Tensor, be: Backend): DeviceBuffer {
+  const ref = t.ref;
+  if (ref.kind === 'symbolic') {
+    assertLive(ref.builder);
+    throw new TransformError('internal: a traced tensor reached eager evaluation');
+  }
+  if (ref.backend !== be) {
+    throw new TransformError(
+      `tensor ${t.dtype}[${t.shape}] lives on the ${ref.backend.name} backend but the active backend is ${be.name}; create tensors after setBackend()`,
+    );
+  }
+  return ref.buffer;
+}
+
+export function fromBuffer(buffer: DeviceBuffer, be: Backend, aval: AVal, host?: HostArray): Tensor {
+  return new Tensor(aval, { kind: 'concrete', buffer, backend: be, host });
+}
+
+/** A concrete tensor from host data on the active backend. */
+export function fromHost(data: HostArray, aval: AVal): Tensor {
+  const be = backend();
+  return fromBuffer(be.upload(data, aval), be, aval, data.length <= 16 ? data.slice() : undefined);
+}
