@@ -71,8 +71,17 @@ export function treeKey(def: TreeDef): string {
   }
 }
 
-/** Applies `f` to every tensor leaf, keeping the structure. */
-export function treeMap<T>(tree: T, f: (leaf: Tensor, i: number) => Tensor): T {
+/**
+ * Applies `f` leaf by leaf to one or more trees of the same structure (e.g. params and their gradients),
+ * returning a tree of that structure.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function treeMap<T>(f: (...leaves: Tensor<any>[]) => Tensor, tree: T, ...rest: unknown[]): T {
   const [leaves, def] = flatten(tree);
-  return unflatten(def, leaves.map(f)) as T;
+  const others = rest.map((r, j) => {
+    const [ls, d] = flatten(r);
+    if (treeKey(d) !== treeKey(def)) throw new TransformError(`treeMap: tree ${j + 1} has structure ${treeKey(d)}, expected ${treeKey(def)}`);
+    return ls;
+  });
+  return unflatten(def, leaves.map((l, i) => f(l, ...others.map((ls) => ls[i]!)))) as T;
 }
