@@ -84,6 +84,10 @@ export class Tensor<D extends DType = DType> {
     }
     return `Tensor(${fmtAVal(this.aval)}${ref.kind === 'symbolic' ? ', traced' : ''})`;
   }
+  /** console.log shows the same text as toString. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
 
   // elementwise
   add(this: Tensor<D & NumericDType>, o: Other<D & NumericDType>): Tensor<D> { return el.add(this, o) as Tensor<D>; }
