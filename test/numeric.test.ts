@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { threefry2x32, threefry2x32Into } from '../backends/cpu/threefry.ts';
 import { erf } from '../backends/cpu/erf.ts';
-import { bf16Bits, bf16FromBits, f16Bits, f16FromBits, roundBF16, roundF16 } from '../backends/cpu/float-rounding.ts';
+import { bf16Bits, bf16FromBits, f16Bits, f16FromBits, roundBF16, roundF16 } from '../dsl/float-formats.ts';
 
 describe('threefry2x32', () => {
   // Random123 kat_vectors (threefry2x32_20), also used by JAX's prng tests.

@@ -7,7 +7,7 @@ import type { Graph } from '../../dsl/graph.ts';
 import type { AVal } from '../../dsl/shape.ts';
 import { bufferOf } from '../../dsl/trace.ts';
 import { evalRules } from './eval-rules.ts';
-import { roundBF16, roundF16 } from './float-rounding.ts';
+import { roundBF16, roundF16 } from '../../dsl/float-formats.ts';
 
 function narrow(y: HostArray, a: AVal): HostArray {
   if (a.dtype === 'f16') for (let i = 0; i < y.length; i++) y[i] = roundF16(y[i]!);
