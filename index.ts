@@ -2,7 +2,8 @@
 // `import * as tw from 'twinflow'` gives everything below.
 
 import './backends/cpu/index.ts';
-import { setBackend } from './dsl/backend.ts';
+import { BackendUnavailableError, setBackend } from './dsl/backend.ts';
+import { TwinflowError } from './dsl/errors.ts';
 
 export { Tensor } from './dsl/tensor.ts';
 export type { DType, FloatDType, IntDType, NumericDType, ArrayFor } from './dsl/dtype.ts';
@@ -31,4 +32,9 @@ export { setBackend, backendChoice, type BackendName } from './dsl/backend.ts';
 
 // TWINFLOW_BACKEND selects the backend at import time (cpu, webgpu, cuda or auto).
 const requested = typeof process !== 'undefined' ? process.env.TWINFLOW_BACKEND : undefined;
-if (requested) await setBackend(requested as Parameters<typeof setBackend>[0]);
+if (requested) {
+  // Name the variable: the failing call is here, at import, not in the user's code.
+  await setBackend(requested as Parameters<typeof setBackend>[0]).catch((e: unknown) => {
+    throw new BackendUnavailableError(`TWINFLOW_BACKEND=${requested}: ${e instanceof TwinflowError ? e.detail : String(e)}`);
+  });
+}

@@ -76,7 +76,8 @@ export async function setBackend(request: BackendRequest = 'auto'): Promise<{ na
       choice = { name, reason: skipped.length ? `auto: ${skipped.join('; ')}` : 'auto: first choice' };
       return choice;
     } catch (e) {
-      skipped.push(`${name} unavailable (${e instanceof Error ? e.message : String(e)})`);
+      // The detail, not the message: each skipped backend's "(at file:line)" would only repeat the caller's line.
+      skipped.push(`${name} unavailable (${e instanceof TwinflowError ? e.detail : e instanceof Error ? e.message : String(e)})`);
     }
   }
   throw new BackendUnavailableError(`no backend available: ${skipped.join('; ')}`);

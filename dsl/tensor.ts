@@ -44,18 +44,20 @@ export class Tensor<D extends DType = DType> {
   }
 
   /** Copies the values to the host. Only concrete tensors have values: inside a transform there are none yet. */
-  async data(): Promise<ArrayFor<D>> {
+  // Not `async`: a traced tensor throws synchronously, so a transform fails at the offending line. An async
+  // method would only return a rejected promise, which an un-awaited `x.data()` inside jit silently drops.
+  data(): Promise<ArrayFor<D>> {
     const ref = this.ref;
     if (ref.kind !== 'concrete') {
       throw new TransformError(`data(): ${fmtAVal(this.aval)} is being traced and has no value yet; return it from the transformed function instead`);
     }
-    return (await ref.backend.read(ref.buffer, this.aval)) as ArrayFor<D>;
+    return ref.backend.read(ref.buffer, this.aval) as Promise<ArrayFor<D>>;
   }
 
   /** The value of a one-element tensor. */
-  async item(): Promise<number> {
+  item(): Promise<number> {
     if (this.size !== 1) throw new TransformError(`item(): needs a one-element tensor, got ${fmtAVal(this.aval)}`);
-    return (await this.data())[0]!;
+    return this.data().then((d) => d[0]!);
   }
 
   /** The values as nested arrays. */

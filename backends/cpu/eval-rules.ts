@@ -47,11 +47,15 @@ function logistic(x: number): number {
 }
 
 const INT_RANGE: Partial<Record<DType, [number, number]>> = { i32: [-(2 ** 31), 2 ** 31 - 1], u32: [0, 2 ** 32 - 1] };
-/** Float to integer conversion truncates and saturates (as WGSL does); NaN becomes 0. */
-function castValue(v: number, to: DType): number {
+/**
+ * Float to integer conversion truncates and saturates (as WGSL does); NaN becomes 0. Integer to integer
+ * conversion keeps the 32 bits (i32 -1 is u32 4294967295), as in NumPy, JAX and WGSL's i32()/u32().
+ */
+function castValue(v: number, from: DType, to: DType): number {
   if (to === 'bool') return v !== 0 ? 1 : 0;
   const r = INT_RANGE[to];
   if (!r) return v;
+  if (from === 'i32' || from === 'u32') return to === 'i32' ? v | 0 : v >>> 0;
   if (Number.isNaN(v)) return 0;
   return Math.min(r[1], Math.max(r[0], Math.trunc(v)));
 }
@@ -184,9 +188,9 @@ export const evalRules: { [P in Primitive]: EvalRule<P> } = {
   ceil: map1(Math.ceil),
   round: map1(roundHalfEven),
   not: map1Typed((x, dt) => (dt === 'bool' ? 1 - x : ~x)),
-  cast: ([x], _, out, { dtype }) => {
+  cast: ([x], [xa], out, { dtype }) => {
     const y = alloc(out);
-    for (let i = 0; i < y.length; i++) y[i] = castValue(x![i]!, dtype);
+    for (let i = 0; i < y.length; i++) y[i] = castValue(x![i]!, xa!.dtype, dtype);
     return y;
   },
   stopGradient: ([x]) => x!,

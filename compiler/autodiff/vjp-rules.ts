@@ -3,6 +3,7 @@
 // null means "no gradient flows" (integer operands, stop-gradient, piecewise-constant ops).
 
 import { isFloat } from '../../dsl/dtype.ts';
+import { scalar } from '../../dsl/ops/creation.ts';
 import { cast, cos, eq, exp, gt, log, neg, sign, sin, where } from '../../dsl/ops/elementwise.ts';
 import { matmul } from '../../dsl/ops/linalg.ts';
 import { swapAxes, take, transpose } from '../../dsl/ops/shape.ts';
@@ -20,12 +21,13 @@ const none: VjpRule<Primitive> = (_ct, inputs) => inputs.map(() => null);
 /** Weight of the first operand of max/min: 1 where it wins, 1/2 on ties. */
 function winnerWeight(a: Tensor, b: Tensor, pick: 'gt' | 'lt'): Tensor {
   const wins = pick === 'gt' ? gt(a, b) : gt(b, a);
-  return where(wins, 1, where(eq(a, b), 0.5, 0)) as Tensor;
+  // built in a's dtype: a where() of two plain numbers would be f32 and could not multiply an f64 cotangent
+  return where(wins, scalar(1, a.dtype), where(eq(a, b), scalar(0.5, a.dtype), 0)) as Tensor;
 }
 
 function reduceExtremum(ct: Tensor, [x]: Tensor[], out: Tensor, { axes }: { axes: number[] }): Tensor[] {
   const hit = eq(x!, unreduce(out, x!, axes));
-  const count = unreduce(sum(where(hit, 1, 0) as F, axes), x!, axes);
+  const count = unreduce(sum(where(hit, scalar(1, x!.dtype), 0) as F, axes), x!, axes); // in x's dtype (f64 too)
   return [where(hit, divT(unreduce(ct, x!, axes), count) as F, 0)];
 }
 

@@ -58,6 +58,7 @@ interface UniformOpts<D extends FloatDType> { dtype?: D; min?: number; max?: num
 
 /** Uniform in [min, max) (default [0, 1)), from the top 24 bits (f32) or all 32 bits (f64). */
 export function uniform<D extends FloatDType = 'f32'>(k: Key, shape: readonly number[], opts: UniformOpts<D> = {}): Tensor<D> {
+  checkKey('uniform', k); // each public sampler checks its key itself so that the error names the function called
   const dtype = opts.dtype ?? ('f32' as D);
   if (!isFloat(dtype)) throw new DTypeError(`random.uniform: needs a float dtype, got ${dtype}`);
   const b = bits(k, shape);
@@ -68,6 +69,7 @@ export function uniform<D extends FloatDType = 'f32'>(k: Key, shape: readonly nu
 
 /** Standard normal samples (Box–Muller). */
 export function normal<D extends FloatDType = 'f32'>(k: Key, shape: readonly number[], dtype: D = 'f32' as D): Tensor<D> {
+  checkKey('normal', k);
   const u = uniform(k, [2, ...shape], { dtype });
   const [u1, u2] = [slice(u, 0), slice(u, 1)];
   return mul(sqrt(mul(log(sub(1, u1)), -2)), cos(mul(u2, 2 * Math.PI))) as Tensor<D>;
@@ -75,11 +77,13 @@ export function normal<D extends FloatDType = 'f32'>(k: Key, shape: readonly num
 
 /** True with probability p (a number or a float tensor broadcastable to shape). */
 export function bernoulli(k: Key, p: number | Tensor<'f32'>, shape: readonly number[]): Tensor<'bool'> {
+  checkKey('bernoulli', k);
   return lt(uniform(k, shape), p);
 }
 
 /** Integers uniformly in [lo, hi). */
 export function randint(k: Key, shape: readonly number[], lo: number, hi: number): Tensor<'i32'> {
+  checkKey('randint', k);
   if (!Number.isInteger(lo) || !Number.isInteger(hi) || hi <= lo || hi - lo > 2 ** 31) {
     throw new ShapeError(`random.randint: need integers lo < hi with hi - lo <= 2^31, got [${lo}, ${hi})`);
   }
@@ -90,6 +94,7 @@ export function randint(k: Key, shape: readonly number[], lo: number, hi: number
 export function permutation(k: Key, n: number): Tensor<'i32'>;
 export function permutation<T extends Tensor>(k: Key, x: T): T;
 export function permutation(k: Key, x: number | Tensor): Tensor {
+  checkKey('permutation', k);
   const n = typeof x === 'number' ? x : x.shape[0];
   if (n === undefined || !Number.isInteger(n) || n < 0) throw new ShapeError(`random.permutation: needs a count or a tensor of rank >= 1`);
   const perm = argsort(bits(k, [n]));
