@@ -3,7 +3,7 @@
 
 import { isFloat } from '../../dsl/dtype.ts';
 import { scalar } from '../../dsl/ops/creation.ts';
-import { cast, cos, eq, exp, gt, log, neg, sign, sin, where } from '../../dsl/ops/elementwise.ts';
+import { cast, cos, eq, exp, gt, log, neg, pow, sign, sin, where } from '../../dsl/ops/elementwise.ts';
 import { matmul } from '../../dsl/ops/linalg.ts';
 import { sum } from '../../dsl/ops/reduce.ts';
 import { take } from '../../dsl/ops/shape.ts';
@@ -61,8 +61,9 @@ export const jvpRules: { [P in Primitive]: JvpRule<P> } = {
   sub: ([ta, tb]) => addOpt(ta!, tb ? neg(tb as F) : null),
   mul: ([ta, tb], [a, b]) => addOpt(ta ? mulT(ta, b!) : null, tb ? mulT(a!, tb) : null),
   div: ([ta, tb], [, b], out) => addOpt(ta ? safeDiv(ta, b!) : null, tb ? neg(safeMul(tb, divT(out, b!)) as F) : null),
+  // b·a^(b-1) rather than b·out/a, which is 0/0 = NaN at a = 0
   pow: ([ta, tb], [a, b], out) =>
-    addOpt(ta ? safeMul(ta, mulT(b!, divT(out, a!))) : null, tb ? safeMul(tb, mulT(out, log(where(gt(a!, 0), a! as F, 1)))) : null),
+    addOpt(ta ? safeMul(ta, mulT(b!, pow(a! as F, addT(b!, -1) as F))) : null, tb ? safeMul(tb, mulT(out, log(where(gt(a!, 0), a! as F, 1)))) : null),
   max: (ts, [a, b]) => winner(ts, [a!, b!], gt(a!, b!)),
   min: (ts, [a, b]) => winner(ts, [a!, b!], gt(b!, a!)),
   rem: ([ta, tb], [a, b], out) => addOpt(ta, tb ? neg(safeMul(tb, divT(subT(a!, out), b!)) as F) : null),

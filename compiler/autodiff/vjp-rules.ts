@@ -4,7 +4,7 @@
 
 import { isFloat } from '../../dsl/dtype.ts';
 import { scalar } from '../../dsl/ops/creation.ts';
-import { cast, cos, eq, exp, gt, log, neg, sign, sin, where } from '../../dsl/ops/elementwise.ts';
+import { cast, cos, eq, exp, gt, log, neg, pow, sign, sin, where } from '../../dsl/ops/elementwise.ts';
 import { matmul } from '../../dsl/ops/linalg.ts';
 import { swapAxes, take, transpose } from '../../dsl/ops/shape.ts';
 import { sum } from '../../dsl/ops/reduce.ts';
@@ -57,7 +57,8 @@ export const vjpRules: { [P in Primitive]: VjpRule<P> } = {
   mul: (ct, [a, b]) => [mulT(ct, b!), mulT(ct, a!)],
   div: (ct, [, b], out) => [safeDiv(ct, b!), neg(safeMul(ct, divT(out, b!)) as F)],
   pow: (ct, [a, b], out) => [
-    safeMul(ct, mulT(b!, divT(out, a!))),
+    // b·a^(b-1) rather than b·out/a, which is 0/0 = NaN at a = 0 (d/dx x³ at 0 must be 0)
+    safeMul(ct, mulT(b!, pow(a! as F, addT(b!, -1) as F))),
     safeMul(ct, mulT(out, log(where(gt(a!, 0), a! as F, 1)))),
   ],
   max: (ct, [a, b]) => {
