@@ -24,6 +24,8 @@ export interface Backend {
   /** Synchronous read where the backend can (cpu); undefined elsewhere. */
   readSync?(buffer: DeviceBuffer, aval: AVal): HostArray;
   compile(graph: Graph): Executable;
+  /** Called for every concrete tensor made from one of this backend's buffers (to free it when collected). */
+  adopt?(owner: object, buffer: DeviceBuffer): void;
 }
 
 export interface BackendFactory {

@@ -132,7 +132,9 @@ export function bufferOf(t: Tensor, be: Backend): DeviceBuffer {
 }
 
 export function fromBuffer(buffer: DeviceBuffer, be: Backend, aval: AVal, host?: HostArray): Tensor {
-  return new Tensor(aval, { kind: 'concrete', buffer, backend: be, host });
+  const t = new Tensor(aval, { kind: 'concrete', buffer, backend: be, host });
+  be.adopt?.(t, buffer);
+  return t;
 }
 
 /** A concrete tensor from host data on the active backend. */

@@ -10,6 +10,7 @@ import { add, cast, eq, mul } from './elementwise.ts';
 import { broadcastTo } from './shape.ts';
 
 export type NestedArray = number | boolean | readonly NestedArray[];
+type NestedBool = boolean | readonly NestedBool[];
 
 function dtypeOfArray(a: HostArray): DType | undefined {
   if (a instanceof Float64Array) return 'f64';
@@ -44,6 +45,11 @@ function flattenNested(x: NestedArray): { shape: number[]; values: (number | boo
  * A tensor from nested arrays, a number, or a typed array (then `shape` may be given; default 1-D).
  * Default dtype: a typed array's own, bool for booleans, f32 for numbers.
  */
+export function tensor(data: NestedBool): Tensor<'bool'>;
+export function tensor(data: Float64Array, dtype?: undefined, shape?: readonly number[]): Tensor<'f64'>;
+export function tensor(data: Int32Array, dtype?: undefined, shape?: readonly number[]): Tensor<'i32'>;
+export function tensor(data: Uint32Array, dtype?: undefined, shape?: readonly number[]): Tensor<'u32'>;
+export function tensor<D extends DType = 'f32'>(data: NestedArray | HostArray, dtype?: D, shape?: readonly number[]): Tensor<D>;
 export function tensor<D extends DType = 'f32'>(data: NestedArray | HostArray, dtype?: D, shape?: readonly number[]): Tensor<D> {
   if (dtype !== undefined && !isDType(dtype)) throw new DTypeError(`tensor: unknown dtype '${String(dtype)}'`);
   if (ArrayBuffer.isView(data)) {

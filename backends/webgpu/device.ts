@@ -1,0 +1,51 @@
+// Getting a GPUDevice: the browser's navigator.gpu when there is one, else Dawn's Node bindings (npm `webgpu`).
+
+export interface DeviceInfo {
+  /** Held for the device's lifetime: Dawn's Node bindings free the instance when this is collected. */
+  gpu: GPU;
+  device: GPUDevice;
+  description: string;
+  f16: boolean;
+  subgroups: boolean;
+}
+
+async function gpuObject(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  let mod: { create(args: string[]): GPU; globals: Record<string, unknown> };
+  try {
+    mod = (await import('webgpu')) as unknown as typeof mod;
+  } catch (e) {
+    throw new Error(`the npm package 'webgpu' (Dawn for Node) could not be loaded: ${(e as Error).message}`);
+  }
+  Object.assign(globalThis, mod.globals);
+  return mod.create([]);
+}
+
+export async function openDevice(): Promise<DeviceInfo> {
+  const gpu = await gpuObject();
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) throw new Error('no WebGPU adapter (on Linux without a GPU, Mesa lavapipe from bookworm-backports provides one: see scripts/setup-system.sh)');
+  const want: GPUFeatureName[] = (['shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: want,
+    requiredLimits: {
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+    },
+  });
+  const info = adapter.info;
+  return {
+    gpu,
+    device,
+    description: `webgpu (${[info.vendor, info.architecture, info.device].filter(Boolean).join(' ')})`,
+    f16: device.features.has('shader-f16'),
+    subgroups: device.features.has('subgroups'),
+  };
+}

@@ -1,0 +1,228 @@
+// The WebGPU backend: plans from the compiler, WGSL from the renderer, run by any GPUDevice (Dawn on Node
+// here, navigator.gpu in a browser). Pipelines are cached by kernel key, buffers pooled by size, and a plan
+// run is one command buffer; reading data back is the only wait.
+
+import { buildPlan, type Plan } from '../../compiler/plan.ts';
+import type { ScalarType } from '../../compiler/kernel-ir/expr.ts';
+import type { KernelArg } from '../../compiler/kernel-ir/kernel.ts';
+import { UnsupportedDType } from '../../compiler/lower/lower-group.ts';
+import { type Backend, BackendUnavailableError, type DeviceBuffer, type Executable, registerBackend } from '../../dsl/backend.ts';
+import { type DType, type HostArray, hostArray } from '../../dsl/dtype.ts';
+import { TwinflowError } from '../../dsl/errors.ts';
+import { f16Bits, f16FromBits } from '../../dsl/float-formats.ts';
+import type { Graph } from '../../dsl/graph.ts';
+import { type AVal, sizeOf } from '../../dsl/shape.ts';
+import { bufferOf } from '../../dsl/trace.ts';
+import { type DeviceInfo, openDevice } from './device.ts';
+import { renderWgsl } from './wgsl.ts';
+
+/** A pooled device buffer; `bytes` is the pool size class. */
+export interface GpuBuffer {
+  buffer: GPUBuffer;
+  bytes: number;
+}
+
+export class WebGpuError extends TwinflowError {}
+
+const bytesPer = (t: ScalarType) => (t === 'f16' ? 2 : 4);
+
+function checkDType(d: DType): void {
+  if (d === 'f64' || d === 'bf16') throw new WebGpuError(`webgpu: ${d} is not supported (f64 is the cpu oracle's type; bf16 needs CUDA); cast to f32 first`);
+}
+
+class WebGpuBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  readonly device: string;
+  private readonly gpu: GPUDevice;
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  // the shader module is kept with its pipeline: Dawn's Node bindings crash if it is collected while its
+  // compilation info is pending
+  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; module: GPUShaderModule; code: string; dispatch: [number, number, number] }>();
+  private readonly pending: Promise<void>[] = [];
+  private readonly failures: Error[] = [];
+  private lost: string | undefined;
+  /** Buffers created and not destroyed (in use or pooled). */
+  liveBuffers = 0;
+  private readonly finalizer = new FinalizationRegistry<GpuBuffer>((b) => this.release(b));
+
+  constructor(private readonly info: DeviceInfo) {
+    this.gpu = info.device;
+    this.device = info.description;
+  }
+
+  private acquire(bytes: number): GpuBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 256) * 256);
+    if (size > this.gpu.limits.maxStorageBufferBindingSize) {
+      throw new WebGpuError(`webgpu: a buffer of ${size} bytes exceeds this adapter's limit of ${this.gpu.limits.maxStorageBufferBindingSize}`);
+    }
+    const free = this.pool.get(size);
+    const buffer = free?.pop() ?? (this.liveBuffers++, this.gpu.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }));
+    return { buffer, bytes: size };
+  }
+  private release(b: GpuBuffer): void {
+    const list = this.pool.get(b.bytes) ?? [];
+    list.push(b.buffer);
+    this.pool.set(b.bytes, list);
+  }
+  /** Hands a buffer to a tensor: it returns to the pool when the tensor is garbage-collected. */
+  adopt(owner: object, b: DeviceBuffer): void {
+    this.finalizer.register(owner, b as GpuBuffer);
+  }
+
+  upload(data: HostArray, aval: AVal): DeviceBuffer {
+    checkDType(aval.dtype);
+    const b = this.acquire(sizeOf(aval.shape) * bytesPer(aval.dtype === 'bool' ? 'u32' : (aval.dtype as ScalarType)));
+    const bytes = padded(toDeviceBytes(data, aval.dtype));
+    if (bytes.byteLength) this.gpu.queue.writeBuffer(b.buffer, 0, bytes);
+    return b;
+  }
+
+  async read(buffer: DeviceBuffer, aval: AVal): Promise<HostArray> {
+    await this.check();
+    const b = buffer as GpuBuffer;
+    const n = sizeOf(aval.shape);
+    const bytes = Math.ceil((n * (aval.dtype === 'f16' ? 2 : 4)) / 4) * 4;
+    if (n === 0) return hostArray(aval.dtype, 0);
+    const staging = this.gpu.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.gpu.createCommandEncoder();
+    enc.copyBufferToBuffer(b.buffer, 0, staging, 0, bytes);
+    this.gpu.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    await this.check();
+    const raw = staging.getMappedRange().slice(0);
+    staging.destroy();
+    return fromDeviceBytes(raw, n, aval.dtype);
+  }
+
+  /** Surfaces WGSL validation failures and device loss, with the kernel source, at the next wait. */
+  private async check(): Promise<void> {
+    await Promise.all(this.pending.splice(0));
+    const failure = this.failures.shift();
+    if (failure) throw failure;
+    if (this.lost) throw new WebGpuError(`webgpu: the device was lost (${this.lost})`);
+  }
+
+  private pipeline(key: string, args: KernelArg[], render: () => { code: string; dispatch: [number, number, number] }) {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const { code, dispatch } = render();
+      if (typeof process !== 'undefined' && process.env.TWINFLOW_DUMP_KERNELS) console.error(`// ---- kernel ${key.length > 80 ? key.slice(0, 80) + '…' : key}\n${code}`);
+      this.gpu.pushErrorScope('validation');
+      const module = this.gpu.createShaderModule({ code });
+      // an explicit layout keeps every argument bound, used or not (the two passes of argsort share them)
+      const bindGroupLayout = this.gpu.createBindGroupLayout({
+        entries: args.map((a, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: a.access === 'write' ? 'storage' : 'read-only-storage' } })),
+      });
+      const layout = this.gpu.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] });
+      const pipeline = this.gpu.createComputePipeline({ layout, compute: { module, entryPoint: 'main' } });
+      const scope = this.gpu.popErrorScope();
+      this.pending.push(
+        Promise.all([module.getCompilationInfo(), scope]).then(([info, err]) => {
+          const msgs = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
+          if (msgs.length || err) this.failures.push(new WebGpuError(`webgpu: kernel failed to compile: ${[...msgs, err?.message].filter(Boolean).join('; ')}\n${code}`));
+        }),
+      );
+      p = { pipeline, module, code, dispatch };
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  compile(g: Graph): Executable {
+    for (const n of g.nodes) checkDType(n.aval.dtype);
+    let plan: Plan;
+    try {
+      plan = buildPlan(g, { bytesPer: (t) => bytesPer(t === 'bool' ? 'u32' : t) });
+    } catch (e) {
+      if (e instanceof UnsupportedDType) throw new WebGpuError(`webgpu: ${e.message} is not supported`);
+      throw e;
+    }
+    const caps = { f16: this.info.f16 };
+    const kernels = plan.steps.map((s) => this.pipeline(s.key, s.kernel.args, () => renderWgsl(s.kernel, caps)));
+    const consts = plan.values.map((v) => (v.kind === 'const' ? (bufferOf(v.tensor, this) as GpuBuffer) : undefined));
+    return {
+      run: (inputs) => this.run(plan, kernels, consts, inputs as GpuBuffer[]),
+    };
+  }
+
+  private run(plan: Plan, kernels: { pipeline: GPUComputePipeline; dispatch: [number, number, number] }[], consts: (GpuBuffer | undefined)[], inputs: GpuBuffer[]): DeviceBuffer[] {
+    if (this.lost) throw new WebGpuError(`webgpu: the device was lost (${this.lost})`);
+    const physical = plan.buffers.map((b) => this.acquire(b.bytes));
+    const bufferOfValue = (v: number): GpuBuffer => {
+      const pv = plan.values[v]!;
+      if (pv.kind === 'input') return inputs[pv.input]!;
+      if (pv.kind === 'const') return consts[v]!;
+      return physical[plan.bufferOf[v]!]!;
+    };
+    const enc = this.gpu.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    plan.steps.forEach((s, i) => {
+      const { pipeline, dispatch } = kernels[i]!;
+      const entries = s.args.map((v, binding) => ({ binding, resource: { buffer: bufferOfValue(v).buffer } }));
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+      pass.dispatchWorkgroups(...dispatch);
+    });
+    pass.end();
+    // Outputs that are inputs, constants or repeated get a copy of their own: every output owns its buffer.
+    const owned = new Set<number>();
+    const outs = plan.outputs.map((v) => {
+      const pv = plan.values[v]!;
+      if (pv.kind === 'computed' && !owned.has(v)) {
+        owned.add(v);
+        return physical[plan.bufferOf[v]!]!;
+      }
+      const src = bufferOfValue(v);
+      const dst = this.acquire(src.bytes);
+      enc.copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.bytes);
+      return dst;
+    });
+    this.gpu.queue.submit([enc.finish()]);
+    // Temporaries go back to the pool now: later submissions run after this one.
+    plan.buffers.forEach((b, i) => {
+      if (!b.output) this.release(physical[i]!);
+    });
+    return outs;
+  }
+
+  stats(): { liveBuffers: number; pooled: number; pipelines: number } {
+    let pooled = 0;
+    for (const l of this.pool.values()) pooled += l.length;
+    return { liveBuffers: this.liveBuffers, pooled, pipelines: this.pipelines.size };
+  }
+}
+
+function padded(a: Uint8Array): Uint8Array {
+  if (a.byteLength % 4 === 0) return a;
+  const p = new Uint8Array(Math.ceil(a.byteLength / 4) * 4);
+  p.set(a);
+  return p;
+}
+
+function toDeviceBytes(data: HostArray, dtype: DType): Uint8Array {
+  if (dtype === 'bool') return new Uint8Array(Uint32Array.from(data).buffer);
+  if (dtype === 'f16') return padded(new Uint8Array(Uint16Array.from(data, (v) => f16Bits(v)).buffer));
+  if (dtype === 'f32' && !(data instanceof Float32Array)) return new Uint8Array(Float32Array.from(data).buffer);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function fromDeviceBytes(raw: ArrayBuffer, n: number, dtype: DType): HostArray {
+  switch (dtype) {
+    case 'bool': return Uint8Array.from(new Uint32Array(raw, 0, n));
+    case 'f16': return Float32Array.from(new Uint16Array(raw, 0, n), f16FromBits);
+    case 'i32': return new Int32Array(raw, 0, n);
+    case 'u32': return new Uint32Array(raw, 0, n);
+    default: return new Float32Array(raw, 0, n);
+  }
+}
+
+registerBackend({
+  name: 'webgpu',
+  async create() {
+    try {
+      return new WebGpuBackend(await openDevice());
+    } catch (e) {
+      throw new BackendUnavailableError((e as Error).message);
+    }
+  },
+});

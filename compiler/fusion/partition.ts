@@ -1,0 +1,117 @@
+// Fusion: partition a graph into groups, each compiled to one kernel with one output (its root).
+// Nodes are visited consumers-first; a node joins its consumers' group when all of its consumers are in
+// that one group and the group's skeleton can take it:
+//   - elementwise and movement ops join any map or reduce group, and the epilogue of a matmul group;
+//     a matmul's operands take movement ops only (compute there would be repeated per tile);
+//   - a reduction joins a group whose root has the reduction's input shape (softmax, layerNorm: several
+//     reductions over the same rows, then elementwise work on the row) or its output shape (epilogue);
+//   - a dot joins a map group whose root has its output shape (bias, activation, residual epilogues).
+// Because every non-root member has all its consumers inside its group, groups form a DAG.
+// A reshape that would have to be materialized on its own is an alias of its input's buffer instead.
+
+import type { Graph, Node, PrimNode } from '../../dsl/graph.ts';
+import type { Primitive } from '../../dsl/primitives.ts';
+import { shapeEq, sizeOf, type Shape } from '../../dsl/shape.ts';
+
+export type GroupKind = 'map' | 'reduce' | 'matmul' | 'scatter' | 'sort';
+
+export interface Group {
+  id: number;
+  kind: GroupKind;
+  root: number;
+  members: Set<number>;
+  /** reduce: the reduction nodes (stages), in evaluation order; matmul: the dot node. */
+  core: number[];
+  /** reduce: the rows' full shape and reduced axes shared by every stage. */
+  signature?: { shape: Shape; axes: number[] };
+  /** matmul: members that feed the dot's operands. */
+  prologue: Set<number>;
+}
+
+export interface Partition {
+  groups: Group[];
+  /** Group of each node, -1 for inputs, constants and aliases. */
+  groupOf: Int32Array;
+  /** Reshape nodes that are views of another node's buffer. */
+  aliasOf: Map<number, number>;
+}
+
+const MOVEMENT = new Set<Primitive>(['broadcast', 'reshape', 'transpose', 'slice']);
+const REDUCE = new Set<Primitive>(['reduceSum', 'reduceMax', 'reduceMin', 'reduceProd', 'argmax', 'argmin']);
+
+function reduceAxes(n: PrimNode): number[] {
+  if (n.prim === 'argmax' || n.prim === 'argmin') return [n.attrs.axis];
+  return (n.attrs as { axes: number[] }).axes;
+}
+
+/** `forcedRoots`: nodes that must be materialized (lowering asks for this when a fusion does not fit). */
+export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()): Partition {
+  const consumers: number[][] = g.nodes.map(() => []);
+  for (const n of g.nodes) if (n.kind === 'prim') for (const i of n.inputs) consumers[i]!.push(n.id);
+  const isOutput = new Set(g.outputs);
+  const groupOf = new Int32Array(g.nodes.length).fill(-1);
+  const aliasOf = new Map<number, number>();
+  const groups: Group[] = [];
+  const shapeOf = (id: number) => g.nodes[id]!.aval.shape;
+
+  const canJoin = (n: PrimNode, grp: Group): boolean => {
+    if (REDUCE.has(n.prim)) {
+      const x = shapeOf(n.inputs[0]!);
+      const axes = reduceAxes(n);
+      if (grp.kind === 'map') return shapeEq(shapeOf(grp.root), x) || shapeEq(shapeOf(grp.root), n.aval.shape);
+      return grp.kind === 'reduce' && shapeEq(grp.signature!.shape, x) && axes.join() === grp.signature!.axes.join();
+    }
+    if (n.prim === 'dot') return grp.kind === 'map' && shapeEq(shapeOf(grp.root), n.aval.shape);
+    if (n.prim === 'argsort' || n.prim === 'scatterAdd') return false;
+    if (grp.kind === 'matmul' && feedsDot(n, grp)) return MOVEMENT.has(n.prim);
+    return grp.kind !== 'scatter' && grp.kind !== 'sort';
+  };
+  const feedsDot = (n: PrimNode, grp: Group) => consumers[n.id]!.some((c) => c === grp.core[0] || grp.prologue.has(c));
+
+  const join = (n: PrimNode, grp: Group) => {
+    groupOf[n.id] = grp.id;
+    grp.members.add(n.id);
+    if (REDUCE.has(n.prim)) {
+      if (grp.kind === 'map') {
+        grp.kind = 'reduce';
+        grp.signature = { shape: shapeOf(n.inputs[0]!), axes: reduceAxes(n) };
+      }
+      grp.core.unshift(n.id); // visited consumers-first: earlier stages are found later
+    } else if (n.prim === 'dot') {
+      grp.kind = 'matmul';
+      grp.core.push(n.id);
+    } else if (grp.kind === 'matmul' && feedsDot(n, grp)) grp.prologue.add(n.id);
+  };
+
+  const start = (n: PrimNode) => {
+    const kind: GroupKind = REDUCE.has(n.prim) ? 'reduce' : n.prim === 'dot' ? 'matmul' : n.prim === 'scatterAdd' ? 'scatter' : n.prim === 'argsort' ? 'sort' : 'map';
+    const grp: Group = { id: groups.length, kind, root: n.id, members: new Set([n.id]), core: [], prologue: new Set() };
+    if (kind === 'reduce') grp.signature = { shape: shapeOf(n.inputs[0]!), axes: reduceAxes(n) };
+    if (kind === 'reduce' || kind === 'matmul') grp.core.push(n.id);
+    groups.push(grp);
+    groupOf[n.id] = grp.id;
+  };
+
+  for (let k = g.nodes.length - 1; k >= 0; k--) {
+    const n = g.nodes[k]! as Node;
+    if (n.kind !== 'prim') continue;
+    const cs = consumers[n.id]!;
+    const external = isOutput.has(n.id) || forcedRoots.has(n.id) || cs.some((c) => groupOf[c]! < 0);
+    const target = new Set(cs.map((c) => groupOf[c]!));
+    const grp = !external && target.size === 1 ? groups[[...target][0]!] : undefined;
+    if (grp && canJoin(n, grp)) join(n, grp);
+    else if (n.prim === 'reshape' && !isOutput.has(n.id)) aliasOf.set(n.id, n.inputs[0]!);
+    else start(n);
+  }
+  // Groups were created consumers-first; launch them producers-first.
+  groups.reverse().forEach((grp, i) => {
+    grp.id = i;
+    for (const m of grp.members) groupOf[m] = i;
+  });
+  return { groups, groupOf, aliasOf };
+}
+
+/** Elements a group writes (its root's size). */
+export function groupSize(g: Graph, grp: Group): number {
+  return sizeOf(g.nodes[grp.root]!.aval.shape);
+}

@@ -1,0 +1,95 @@
+// Scalar expressions of the kernel IR: what one thread computes for one element. Expressions are
+// hash-consed (structurally equal expressions are the same object), so equality is identity, common
+// subexpressions are shared for free, and a kernel's canonical text is its cache key.
+
+export type ScalarType = 'f32' | 'f16' | 'i32' | 'u32' | 'bool';
+
+export type UnaryOp =
+  | 'neg' | 'abs' | 'sign' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'logistic' | 'sqrt'
+  | 'rsqrt' | 'erf' | 'floor' | 'ceil' | 'round' | 'not';
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min' | 'rem' | 'and' | 'or' | 'xor' | 'shiftRight'
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+
+export type Expr =
+  | { readonly op: 'const'; readonly id: number; readonly type: ScalarType; readonly value: number }
+  /** A named integer variable bound by the kernel skeleton (thread index, loop counter, row index). */
+  | { readonly op: 'var'; readonly id: number; readonly type: 'i32'; readonly name: string; readonly range: readonly [number, number] }
+  /** Element `index` of kernel argument `arg`. */
+  | { readonly op: 'load'; readonly id: number; readonly type: ScalarType; readonly arg: number; readonly index: Expr }
+  /** The result of reduction stage `stage` of the current row. */
+  | { readonly op: 'stage'; readonly id: number; readonly type: ScalarType; readonly stage: number }
+  | { readonly op: 'unary'; readonly id: number; readonly type: ScalarType; readonly fn: UnaryOp; readonly a: Expr }
+  | { readonly op: 'binary'; readonly id: number; readonly type: ScalarType; readonly fn: BinaryOp; readonly a: Expr; readonly b: Expr }
+  | { readonly op: 'select'; readonly id: number; readonly type: ScalarType; readonly c: Expr; readonly a: Expr; readonly b: Expr }
+  | { readonly op: 'cast'; readonly id: number; readonly type: ScalarType; readonly a: Expr }
+  /** Word `word` (0 or 1) of Threefry-2x32 of counter (x0, x1) under key (k0, k1). */
+  | { readonly op: 'threefry'; readonly id: number; readonly type: 'u32'; readonly word: 0 | 1; readonly k0: Expr; readonly k1: Expr; readonly x0: Expr; readonly x1: Expr };
+
+type Unid<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+const table = new Map<string, Expr>();
+let nextId = 0;
+
+function keyOf(e: Unid<Expr>): string {
+  switch (e.op) {
+    case 'const': return `c|${e.type}|${Object.is(e.value, -0) ? '-0' : e.value}`;
+    case 'var': return `v|${e.name}|${e.range}`;
+    case 'load': return `l|${e.type}|${e.arg}|${e.index.id}`;
+    case 'stage': return `s|${e.type}|${e.stage}`;
+    case 'unary': return `u|${e.type}|${e.fn}|${e.a.id}`;
+    case 'binary': return `b|${e.type}|${e.fn}|${e.a.id}|${e.b.id}`;
+    case 'select': return `?|${e.type}|${e.c.id}|${e.a.id}|${e.b.id}`;
+    case 'cast': return `t|${e.type}|${e.a.id}`;
+    case 'threefry': return `f|${e.word}|${e.k0.id}|${e.k1.id}|${e.x0.id}|${e.x1.id}`;
+  }
+}
+
+export function intern<E extends Unid<Expr>>(e: E): Expr {
+  const k = keyOf(e);
+  let have = table.get(k);
+  if (!have) {
+    have = { ...e, id: nextId++ } as Expr;
+    table.set(k, have);
+  }
+  return have;
+}
+
+export const konst = (value: number, type: ScalarType): Expr => intern({ op: 'const', type, value });
+export const int = (v: number): Expr => konst(v, 'i32');
+export const variable = (name: string, range: readonly [number, number]): Expr => intern({ op: 'var', type: 'i32', name, range });
+export const load = (arg: number, index: Expr, type: ScalarType): Expr => intern({ op: 'load', type, arg, index });
+export const stage = (s: number, type: ScalarType): Expr => intern({ op: 'stage', type, stage: s });
+export const unary = (fn: UnaryOp, a: Expr): Expr =>
+  intern({ op: 'unary', type: a.type, fn, a });
+export const binary = (fn: BinaryOp, a: Expr, b: Expr): Expr =>
+  intern({ op: 'binary', type: ['eq', 'ne', 'lt', 'le', 'gt', 'ge'].includes(fn) ? 'bool' : a.type, fn, a, b });
+export const select = (c: Expr, a: Expr, b: Expr): Expr => (a === b ? a : intern({ op: 'select', type: a.type, c, a, b }));
+export const cast = (a: Expr, type: ScalarType): Expr => (a.type === type ? a : intern({ op: 'cast', type, a }));
+export const threefry = (word: 0 | 1, k0: Expr, k1: Expr, x0: Expr, x1: Expr): Expr =>
+  intern({ op: 'threefry', type: 'u32', word, k0, k1, x0, x1 });
+
+/** Every subexpression of `roots`, each once, children before parents. */
+export function topoOrder(roots: readonly Expr[]): Expr[] {
+  const seen = new Set<number>();
+  const out: Expr[] = [];
+  const visit = (e: Expr) => {
+    if (seen.has(e.id)) return;
+    seen.add(e.id);
+    for (const c of children(e)) visit(c);
+    out.push(e);
+  };
+  roots.forEach(visit);
+  return out;
+}
+
+export function children(e: Expr): Expr[] {
+  switch (e.op) {
+    case 'load': return [e.index];
+    case 'unary': case 'cast': return [e.a];
+    case 'binary': return [e.a, e.b];
+    case 'select': return [e.c, e.a, e.b];
+    case 'threefry': return [e.k0, e.k1, e.x0, e.x1];
+    default: return [];
+  }
+}

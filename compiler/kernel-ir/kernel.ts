@@ -1,0 +1,81 @@
+// Kernels: the unit a backend compiles and launches. Three skeletons cover every fused group; the
+// per-element work is expressions (expr.ts) over the skeleton's index variables:
+//   map     gid ∈ [0, size)                    one thread per output element
+//   reduce  row ∈ [0, rows), col ∈ [0, cols)   reduction stages over the columns of a row, then outputs
+//   matmul  batch, i, j, k                     tiled C[b,i,j] = Σ_k A[b,i,k]·B[b,k,j], then an epilogue
+// A kernel is backend-neutral; its canonical text (`kernelKey`) identifies it for caches.
+
+import { children, type Expr, type ScalarType, topoOrder } from './expr.ts';
+
+export interface KernelArg {
+  /** Element type as computed (bool is stored as u32 by backends that lack bool storage). */
+  type: ScalarType;
+  /** Number of elements. */
+  size: number;
+  access: 'read' | 'write';
+}
+
+export interface Store {
+  arg: number;
+  index: Expr;
+  value: Expr;
+}
+
+export type ReduceFn = 'sum' | 'max' | 'min' | 'prod' | 'argmax' | 'argmin';
+
+export interface Stage {
+  fn: ReduceFn;
+  /** Value accumulated per column (in terms of `row`, `col` and earlier stages). */
+  body: Expr;
+  /** Type of the stage result (i32 for argmax/argmin). */
+  type: ScalarType;
+}
+
+export type Kernel =
+  | { kind: 'map'; name: string; args: KernelArg[]; size: number; stores: Store[] }
+  | {
+      kind: 'reduce';
+      name: string;
+      args: KernelArg[];
+      rows: number;
+      cols: number;
+      /** workgroup: one workgroup per row, threads stride over columns; thread: one thread per row. */
+      strategy: 'workgroup' | 'thread';
+      stages: Stage[];
+      /** Stores once per row (`rowStores`) and once per (row, col) after the stages (`colStores`). */
+      rowStores: Store[];
+      colStores: Store[];
+    }
+  | {
+      kind: 'matmul';
+      name: string;
+      args: KernelArg[];
+      batch: number;
+      m: number;
+      n: number;
+      k: number;
+      /** A[b,i,k] and B[b,k,j] in terms of `batch`, `i`, `j`, `k`. */
+      a: Expr;
+      b: Expr;
+      /** Stores in terms of `batch`, `i`, `j` and stage 0 (the dot product). */
+      stores: Store[];
+      accType: ScalarType;
+    };
+
+/** Canonical text of a kernel: equal for structurally equal kernels, whatever the expression ids. */
+export function kernelKey(k: Kernel): string {
+  const roots: Expr[] = [];
+  const stores = (ss: Store[]) => ss.map((s) => (roots.push(s.index, s.value), s.arg));
+  const shape =
+    k.kind === 'map' ? [k.kind, k.size, stores(k.stores)]
+    : k.kind === 'reduce' ? [k.kind, k.rows, k.cols, k.strategy, k.stages.map((s) => (roots.push(s.body), [s.fn, s.type])), stores(k.rowStores), stores(k.colStores)]
+    : [k.kind, k.batch, k.m, k.n, k.k, k.accType, (roots.push(k.a, k.b), 0), stores(k.stores)];
+  const order = topoOrder(roots);
+  const local = new Map(order.map((e, i) => [e.id, i]));
+  const text = order.map((e) => {
+    const { id: _id, ...rest } = e;
+    const kids = children(e).map((c) => local.get(c.id));
+    return `${JSON.stringify(rest, (key, v) => (['a', 'b', 'c', 'index', 'k0', 'k1', 'x0', 'x1'].includes(key) && typeof v === 'object' ? undefined : v))}${kids.join(',')}`;
+  });
+  return JSON.stringify([shape, k.args, text, roots.map((r) => local.get(r.id))]);
+}

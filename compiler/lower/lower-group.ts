@@ -1,0 +1,263 @@
+// Lowering a fused group to a kernel: the value of the group's root at symbolic coordinates, built by walking
+// the group's nodes. Movement ops become index arithmetic, elementwise ops become expressions, values from
+// outside the group become loads. Reductions (and the dot) of the group are referenced as stage results,
+// which is only valid at the kernel's own row (or output element); anything else is a FusionMismatch and
+// the planner materializes that node instead.
+
+import type { DType } from '../../dsl/dtype.ts';
+import type { Graph, PrimNode } from '../../dsl/graph.ts';
+import { shapeEq, sizeOf, type Shape } from '../../dsl/shape.ts';
+import {
+  binary, cast, type Expr, int, konst, load, type ScalarType, select, stage, threefry, unary, variable,
+} from '../kernel-ir/expr.ts';
+import { delinearize, iadd, iclamp, idiv, imod, imul, linearize, rangeOf } from '../kernel-ir/index-math.ts';
+import type { Kernel, KernelArg, ReduceFn, Stage, Store } from '../kernel-ir/kernel.ts';
+import type { Group } from '../fusion/partition.ts';
+
+export class FusionMismatch extends Error {
+  constructor(readonly node: number) {
+    super(`node %${node} cannot be fused at this position`);
+  }
+}
+
+export class UnsupportedDType extends Error {}
+
+export function scalarType(d: DType): ScalarType {
+  if (d === 'f64' || d === 'bf16') throw new UnsupportedDType(d);
+  return d;
+}
+
+/** Resolves values from outside the group being lowered: the planner gives each one a kernel argument. */
+export interface LoweringContext {
+  graph: Graph;
+  /** Kernel argument slot for reading an external node (input, constant, alias or another group's root). */
+  argFor(node: number): number;
+  /** Scalar value of a constant that can be inlined as a literal. */
+  literal(node: number): number | undefined;
+  /** The kernel's argument list, filled by argFor (and by the planner for outputs). */
+  args: KernelArg[];
+}
+
+const REDUCE_FN: Partial<Record<string, ReduceFn>> = {
+  reduceSum: 'sum', reduceMax: 'max', reduceMin: 'min', reduceProd: 'prod', argmax: 'argmax', argmin: 'argmin',
+};
+
+/** Coordinates of a reduce kernel: the row's outer coordinates and the column coordinates, merged per axes. */
+function mergeCoords(shape: Shape, axes: readonly number[], outer: Expr[], inner: Expr[]): Expr[] {
+  let o = 0, c = 0;
+  return shape.map((_, d) => (axes.includes(d) ? inner[c++]! : outer[o++]!));
+}
+
+export function lowerGroup(cx: LoweringContext, grp: Group, outArg: number, name: string): Kernel {
+  const g = cx.graph;
+  const node = (id: number) => g.nodes[id]!;
+  const typeOf = (id: number) => scalarType(node(id).aval.dtype);
+  // The coordinates at which each core node may be referenced, and its stage index.
+  const coreAt = new Map<number, { coords: Expr[]; stage: number }>();
+  const memo = new Map<string, Expr>();
+
+  const at = (id: number, coords: Expr[]): Expr => {
+    const key = `${id}|${coords.map((c) => c.id).join(',')}`;
+    let e = memo.get(key);
+    if (!e) {
+      e = compute(id, coords);
+      memo.set(key, e);
+    }
+    return e;
+  };
+
+  const compute = (id: number, coords: Expr[]): Expr => {
+    const n = node(id);
+    const type = n.kind === 'prim' && n.aval.dtype === 'bool' ? 'bool' : typeOf(id);
+    if (!grp.members.has(id)) {
+      const v = cx.literal(id);
+      if (v !== undefined) return konst(v, type);
+      return load(cx.argFor(id), linearize(coords, n.aval.shape), type);
+    }
+    const p = n as PrimNode;
+    const core = coreAt.get(id);
+    if (core) {
+      if (core.coords.length !== coords.length || core.coords.some((c, i) => c !== coords[i])) throw new FusionMismatch(id);
+      return stage(core.stage, type);
+    }
+    const x = (k: number, c: Expr[] = coords) => at(p.inputs[k]!, c);
+    const inShape = (k: number) => node(p.inputs[k]!).aval.shape;
+    switch (p.prim) {
+      case 'neg': case 'abs': case 'sign': case 'exp': case 'log': case 'log1p': case 'expm1': case 'sin': case 'cos':
+      case 'tanh': case 'logistic': case 'sqrt': case 'rsqrt': case 'erf': case 'floor': case 'ceil': case 'round': case 'not':
+        return unary(p.prim, x(0));
+      case 'cast':
+        return cast(x(0), type);
+      case 'stopGradient':
+        return x(0);
+      case 'add': case 'sub': case 'mul': case 'div': case 'pow': case 'max': case 'min': case 'rem': case 'and': case 'or':
+      case 'xor': case 'shiftRight': case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge':
+        return binary(p.prim, x(0), x(1));
+      case 'select':
+        return select(x(0), x(1), x(2));
+      case 'broadcast':
+        return x(0, coords.map((c, d) => (inShape(0)[d] === 1 ? int(0) : c)));
+      case 'reshape':
+        return x(0, delinearize(linearize(coords, p.aval.shape), inShape(0)));
+      case 'transpose': {
+        const c = new Array<Expr>(coords.length);
+        p.attrs.perm.forEach((src, d) => (c[src] = coords[d]!));
+        return x(0, c);
+      }
+      case 'slice':
+        return x(0, coords.map((c, d) => iadd(imul(c, p.attrs.strides[d]!), p.attrs.starts[d]!)));
+      case 'pad': {
+        const { lo, interior, value } = p.attrs;
+        let inside: Expr | undefined;
+        const src = coords.map((c, d) => {
+          const q = iadd(c, -lo[d]!);
+          const step = interior[d]! + 1, len = inShape(0)[d]!;
+          const [qlo, qhi] = rangeOf(q);
+          const conds: Expr[] = [];
+          if (qlo < 0) conds.push(binary('ge', q, int(0)));
+          if (qhi > (len - 1) * step) conds.push(binary('le', q, int((len - 1) * step)));
+          const qc = iclamp(q, (len - 1) * step + 1);
+          if (step > 1) conds.push(binary('eq', imod(qc, step), int(0)));
+          for (const k of conds) inside = inside ? binary('and', inside, k) : k;
+          return step > 1 ? idiv(qc, step) : qc;
+        });
+        const v = x(0, src);
+        return inside ? select(inside, v, konst(value, type)) : v;
+      }
+      case 'concat': {
+        const axis = p.attrs.axis;
+        let offset = 0;
+        const parts = p.inputs.map((_, k) => {
+          const len = inShape(k)[axis]!;
+          const local = iclamp(iadd(coords[axis]!, -offset), len);
+          const part = { end: offset + len, value: x(k, coords.map((c, d) => (d === axis ? local : c))) };
+          offset += len;
+          return part;
+        });
+        return parts.slice(0, -1).reduceRight((rest, part) => select(binary('lt', coords[axis]!, int(part.end)), part.value, rest), parts[parts.length - 1]!.value);
+      }
+      case 'iota':
+        return cast(coords[p.attrs.axis]!, type);
+      case 'gather': {
+        const { axis } = p.attrs;
+        const ir = inShape(1).length;
+        const idx = cast(x(1, coords.slice(axis, axis + ir)), 'i32');
+        const k = iclamp(idx, inShape(0)[axis]!);
+        return x(0, [...coords.slice(0, axis), k, ...coords.slice(axis + ir)]);
+      }
+      case 'threefry': {
+        const last = coords.length - 1;
+        const key = [x(0, [int(0)]), x(0, [int(1)])] as const;
+        const ctr = [x(1, [...coords.slice(0, last), int(0)]), x(1, [...coords.slice(0, last), int(1)])] as const;
+        const w = coords[last]!;
+        const word = (k: 0 | 1) => threefry(k, key[0], key[1], ctr[0], ctr[1]);
+        return w.op === 'const' ? word(w.value as 0 | 1) : select(binary('eq', w, int(0)), word(0), word(1));
+      }
+      default:
+        throw new FusionMismatch(id);
+    }
+  };
+
+  const args = cx.args;
+  const rootNode = node(grp.root);
+
+  if (grp.kind === 'map') {
+    const size = sizeOf(rootNode.aval.shape);
+    const gid = variable('gid', [0, size - 1]);
+    const value = at(grp.root, delinearize(gid, rootNode.aval.shape));
+    return { kind: 'map', name, args, size, stores: [{ arg: outArg, index: gid, value }] };
+  }
+
+  if (grp.kind === 'reduce') {
+    const { shape, axes } = grp.signature!;
+    const outer = shape.filter((_, d) => !axes.includes(d));
+    const inner = axes.map((a) => shape[a]!);
+    const rows = sizeOf(outer), cols = sizeOf(inner);
+    const o = delinearize(variable('row', [0, Math.max(rows, 1) - 1]), outer);
+    const c = delinearize(variable('col', [0, Math.max(cols, 1) - 1]), inner);
+    const full = mergeCoords(shape, axes, o, c);
+    const stages: Stage[] = grp.core.map((id, k) => {
+      const r = node(id) as PrimNode;
+      const fn = REDUCE_FN[r.prim]!;
+      const body = at(r.inputs[0]!, full);
+      coreAt.set(id, { coords: o, stage: k });
+      return { fn, body, type: fn === 'argmax' || fn === 'argmin' ? 'i32' : typeOf(id) };
+    });
+    // A stage body may reference only earlier stages, which are registered by the time it is built.
+    const rowStores: Store[] = [], colStores: Store[] = [];
+    if (shapeEq(rootNode.aval.shape, outer)) rowStores.push({ arg: outArg, index: variable('row', [0, Math.max(rows, 1) - 1]), value: at(grp.root, o) });
+    else if (shapeEq(rootNode.aval.shape, shape)) colStores.push({ arg: outArg, index: linearize(full, shape), value: at(grp.root, full) });
+    else throw new FusionMismatch(grp.root);
+    // Rows along the innermost axis are read coalesced by a workgroup; otherwise one thread per row keeps
+    // neighbouring threads on neighbouring addresses.
+    const strategy = axes.includes(shape.length - 1) || rows < 256 ? 'workgroup' : 'thread';
+    return { kind: 'reduce', name, args, rows, cols, strategy, stages, rowStores, colStores };
+  }
+
+  if (grp.kind === 'scatter') {
+    // out[o] = Σ_i [clamp(idx[i]) = o[axis]] · updates[o with the axis replaced by i's coordinates]
+    const n = rootNode as PrimNode<'scatterAdd'>;
+    const { axis, shape } = n.attrs;
+    const idxShape = node(n.inputs[0]!).aval.shape;
+    const rows = sizeOf(shape), cols = sizeOf(idxShape);
+    const o = delinearize(variable('row', [0, rows - 1]), shape);
+    const ci = delinearize(variable('col', [0, Math.max(cols, 1) - 1]), idxShape);
+    const hit = binary('eq', iclamp(cast(at(n.inputs[0]!, ci), 'i32'), shape[axis]!), o[axis]!);
+    const upd = at(n.inputs[1]!, [...o.slice(0, axis), ...ci, ...o.slice(axis + 1)]);
+    const stages: Stage[] = [{ fn: 'sum', body: select(hit, upd, konst(0, upd.type)), type: upd.type }];
+    const rowStores = [{ arg: outArg, index: variable('row', [0, rows - 1]), value: stage(0, upd.type) }];
+    return { kind: 'reduce', name, args, rows, cols, strategy: 'thread', stages, rowStores, colStores: [] };
+  }
+
+  if (grp.kind === 'matmul') {
+    const dot = node(grp.core[0]!) as PrimNode;
+    const [m, n] = dot.aval.shape.slice(-2) as [number, number];
+    const kk = node(dot.inputs[0]!).aval.shape.at(-1)!;
+    const batchShape = dot.aval.shape.slice(0, -2);
+    const batch = sizeOf(batchShape);
+    const bc = delinearize(variable('batch', [0, batch - 1]), batchShape);
+    const [i, j, k] = [variable('i', [0, m - 1]), variable('j', [0, n - 1]), variable('k', [0, kk - 1])];
+    const a = at(dot.inputs[0]!, [...bc, i, k]);
+    const b = at(dot.inputs[1]!, [...bc, k, j]);
+    const coords = [...bc, i, j];
+    coreAt.set(dot.id, { coords, stage: 0 });
+    const value = at(grp.root, coords);
+    return { kind: 'matmul', name, args, batch, m, n, k: kk, a, b, accType: typeOf(dot.id), stores: [{ arg: outArg, index: linearize(coords, rootNode.aval.shape), value }] };
+  }
+
+  throw new Error(`internal: no lowering for group kind ${grp.kind}`);
+}
+
+/**
+ * argsort along an axis as two reductions: each element's rank (how many entries sort before it, NaN
+ * last, ties by position), then the inverse permutation. O(n²) per row, which is fine for the sizes that
+ * are sorted inside models (metrics, permutations); the rank goes through a temporary buffer.
+ */
+export function lowerSort(cx: LoweringContext, id: number, rankArg: number, outArg: number, name: string): [Kernel, Kernel] {
+  const n = cx.graph.nodes[id] as PrimNode<'argsort'>;
+  const x = cx.graph.nodes[n.inputs[0]!]!;
+  const shape = x.aval.shape, axis = n.attrs.axis, len = shape[axis]!;
+  const rows = sizeOf(shape);
+  const row = variable('row', [0, rows - 1]);
+  const col = variable('col', [0, Math.max(len, 1) - 1]);
+  const o = delinearize(row, shape);
+  const along = o.map((c, d) => (d === axis ? col : c));
+  const xe = load(cx.argFor(x.id), row, scalarType(x.aval.dtype));
+  const xj = load(cx.argFor(x.id), linearize(along, shape), scalarType(x.aval.dtype));
+  const isNan = (v: Expr) => binary('ne', v, v);
+  const before = binary('or', binary('lt', xj, xe), binary('and', isNan(xe), binary('eq', xj, xj)));
+  const same = binary('or', binary('eq', xj, xe), binary('and', isNan(xe), isNan(xj)));
+  const earlier = binary('or', before, binary('and', same, binary('lt', col, o[axis]!)));
+  const rank: Kernel = {
+    kind: 'reduce', name: `${name}_rank`, args: cx.args, rows, cols: len, strategy: 'thread',
+    stages: [{ fn: 'sum', body: cast(earlier, 'i32'), type: 'i32' }],
+    rowStores: [{ arg: rankArg, index: row, value: stage(0, 'i32') }], colStores: [],
+  };
+  const hit = binary('eq', load(rankArg, linearize(along, shape), 'i32'), o[axis]!);
+  const perm: Kernel = {
+    kind: 'reduce', name: `${name}_perm`, args: cx.args, rows, cols: len, strategy: 'thread',
+    stages: [{ fn: 'sum', body: select(hit, col, int(0)), type: 'i32' }],
+    rowStores: [{ arg: outArg, index: row, value: stage(0, 'i32') }], colStores: [],
+  };
+  return [rank, perm];
+}
