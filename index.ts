@@ -2,6 +2,7 @@
 // `import * as tw from 'twinflow'` gives everything below.
 
 import './backends/cpu/index.ts';
+import './backends/webgpu/index.ts';
 import { BackendUnavailableError, setBackend } from './dsl/backend.ts';
 import { TwinflowError } from './dsl/errors.ts';
 
@@ -13,7 +14,7 @@ export { tensor, scalar, zeros, ones, full, zerosLike, onesLike, arange, linspac
 export {
   add, sub, mul, div, pow, maximum, minimum, rem, neg, abs, sign, exp, log, log1p, expm1, sin, cos, tanh, sigmoid,
   sqrt, rsqrt, erf, square, floor, ceil, round, clamp, eq, ne, lt, le, gt, ge, logicalAnd, logicalOr, logicalXor,
-  logicalNot, where, cast, stopGradient, isFinite,
+  logicalNot, where, cast, stopGradient, isFinite, bitwiseAnd, shiftRight,
 } from './dsl/ops/elementwise.ts';
 export { sum, mean, max, min, prod, variance as var, argmax, argmin, logsumexp } from './dsl/ops/reduce.ts';
 export {
@@ -24,7 +25,7 @@ export { argsort, sort } from './dsl/ops/sort.ts';
 export { matmul, einsum } from './dsl/ops/linalg.ts';
 export { softmax, logSoftmax, layerNorm, rmsNorm, gelu, silu, attention, rope } from './dsl/ops/nn.ts';
 export * as random from './dsl/ops/random.ts';
-export { grad, valueAndGrad, vjp, jvp, jit, printGraph, traceGraph, type GradOptions, type Jitted, type JitStats } from './dsl/transforms.ts';
+export { grad, valueAndGrad, vjp, jvp, jit, printGraph, explain, traceGraph, type GradOptions, type Jitted, type JitStats } from './dsl/transforms.ts';
 export { flatten as treeFlatten, unflatten as treeUnflatten, treeMap, type PyTree } from './dsl/pytree.ts';
 export { formatGraph, type Graph } from './dsl/graph.ts';
 export { simplify } from './compiler/simplify/index.ts';

@@ -5,6 +5,7 @@
 import { linearizeReverse } from '../compiler/autodiff/reverse.ts';
 import { pushForward } from '../compiler/autodiff/forward.ts';
 import { simplify } from '../compiler/simplify/index.ts';
+import { type Explanation, explainGraph } from '../compiler/explain.ts';
 import { backend } from './backend.ts';
 import { isFloat } from './dtype.ts';
 import { TransformError } from './errors.ts';
@@ -169,6 +170,14 @@ export function jit<F extends Fn>(f: F, opts: { name?: string } = {}): Jitted<F>
   Object.defineProperty(wrapped, 'name', { value: name });
   Object.defineProperty(wrapped, 'stats', { value: stats });
   return wrapped as Jitted<F>;
+}
+
+/**
+ * The kernels f compiles to (after simplification and fusion): what each reads and writes, bytes moved,
+ * flops, and the plan's peak memory.
+ */
+export function explain(f: Fn, ...args: unknown[]): Explanation {
+  return explainGraph(simplify(traceGraph(f, args).graph, { final: true }));
 }
 
 /** The traced program of f on these arguments, after simplification, one line per primitive. Prints and returns it. */

@@ -30,7 +30,10 @@ function checkDType(d: DType): void {
   if (d === 'f64' || d === 'bf16') throw new WebGpuError(`webgpu: ${d} is not supported (f64 is the cpu oracle's type; bf16 needs CUDA); cast to f32 first`);
 }
 
-class WebGpuBackend implements Backend {
+/** Test hooks: poison fills every buffer a plan writes with NaN bits first, so unwritten elements show. */
+export const webgpuDebug = { poison: false };
+
+export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
   readonly device: string;
   private readonly gpu: GPUDevice;
@@ -148,6 +151,7 @@ class WebGpuBackend implements Backend {
   private run(plan: Plan, kernels: { pipeline: GPUComputePipeline; dispatch: [number, number, number] }[], consts: (GpuBuffer | undefined)[], inputs: GpuBuffer[]): DeviceBuffer[] {
     if (this.lost) throw new WebGpuError(`webgpu: the device was lost (${this.lost})`);
     const physical = plan.buffers.map((b) => this.acquire(b.bytes));
+    if (webgpuDebug.poison) for (const b of physical) this.gpu.queue.writeBuffer(b.buffer, 0, new Uint8Array(b.bytes).fill(0xff));
     const bufferOfValue = (v: number): GpuBuffer => {
       const pv = plan.values[v]!;
       if (pv.kind === 'input') return inputs[pv.input]!;
@@ -216,11 +220,17 @@ function fromDeviceBytes(raw: ArrayBuffer, n: number, dtype: DType): HostArray {
   }
 }
 
+let instance: WebGpuBackend | undefined;
+/** The webgpu backend once created by setBackend (for tests and benchmarks). */
+export function webgpuInstance(): WebGpuBackend | undefined {
+  return instance;
+}
+
 registerBackend({
   name: 'webgpu',
   async create() {
     try {
-      return new WebGpuBackend(await openDevice());
+      return (instance = new WebGpuBackend(await openDevice()));
     } catch (e) {
       throw new BackendUnavailableError((e as Error).message);
     }
