@@ -1,0 +1,37 @@
+// Time conditioning: sinusoidal features of 1000·t (cos half first, frequencies exp(-ln(10000)·i/half)),
+// an embedder Linear -> SiLU -> Linear, and TwinFlow's pair emb(t) + emb₂(r)·(t − r), which reduces to
+// emb(t) at r = t so that a plain flow model is the special case r = t.
+
+import * as tw from '../../index.ts';
+import { type LinearParams, linear, linearSpec } from './linear.ts';
+import type { SpecTree } from './params.ts';
+
+/** t [B] (signed; negative marks the fake trajectory) -> [B, channels]. */
+export function timestepFeatures<D extends tw.FloatDType>(t: tw.Tensor<D>, channels = 256, scale = 1000): tw.Tensor<D> {
+  const half = channels / 2;
+  const freqs = Float64Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half));
+  const args = t.mul(scale).reshape([-1, 1]).mul(tw.tensor(freqs, t.dtype, [1, half]));
+  return tw.concat([tw.cos(args), tw.sin(args)], -1);
+}
+
+export interface TimeEmbeddingConfig { channels: number; dim: number }
+export interface TimeEmbedderParams<D extends tw.FloatDType = 'f32'> { l1: LinearParams<D>; l2: LinearParams<D> }
+export interface TwinTimeParams<D extends tw.FloatDType = 'f32'> { t: TimeEmbedderParams<D>; r: TimeEmbedderParams<D> }
+
+export function timeEmbedderSpec(cfg: TimeEmbeddingConfig): SpecTree {
+  return { l1: linearSpec({ inDim: cfg.channels, outDim: cfg.dim }), l2: linearSpec({ inDim: cfg.dim, outDim: cfg.dim }) };
+}
+
+/** t [B] -> [B, dim]. */
+export function timeEmbedder<D extends tw.FloatDType>(p: TimeEmbedderParams<D>, t: tw.Tensor<D>, cfg: TimeEmbeddingConfig): tw.Tensor<D> {
+  return linear(p.l2, tw.silu(linear(p.l1, timestepFeatures(t, cfg.channels))));
+}
+
+export function twinTimeSpec(cfg: TimeEmbeddingConfig): SpecTree {
+  return { t: timeEmbedderSpec(cfg), r: timeEmbedderSpec(cfg) };
+}
+
+/** emb(t) + emb₂(r)·(t − r): [B, dim]. */
+export function twinTime<D extends tw.FloatDType>(p: TwinTimeParams<D>, t: tw.Tensor<D>, r: tw.Tensor<D>, cfg: TimeEmbeddingConfig): tw.Tensor<D> {
+  return timeEmbedder(p.t, t, cfg).add(timeEmbedder(p.r, r, cfg).mul(t.sub(r).reshape([-1, 1])));
+}
