@@ -1,5 +1,6 @@
 // What a compiled program does: the kernels after fusion, what each reads and writes, bytes moved and
-// flops, and the plan's peak memory. Backend-neutral (4-byte elements, 2 for f16).
+// flops, and the plan's peak memory. Backend-neutral: 4-byte elements (2 for f16) and at most 8 buffers
+// per kernel, WebGPU's default limit (a device with a higher limit may fuse more).
 
 import { topoOrder } from './kernel-ir/expr.ts';
 import type { Kernel } from './kernel-ir/kernel.ts';
@@ -41,7 +42,7 @@ function report(k: Kernel): KernelReport {
 }
 
 export function explainGraph(g: Graph): Explanation {
-  const plan: Plan = buildPlan(g, { bytesPer: (t) => bytesPer(t) });
+  const plan: Plan = buildPlan(g, { bytesPer: (t) => bytesPer(t), maxArgs: 8 });
   const kernels = plan.steps.map((s) => report(s.kernel));
   const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : `${n}`);
   const lines = kernels.map((k) => `${k.name.padEnd(16)} ${k.kind.padEnd(6)} reads [${k.reads.join(', ')}] writes [${k.writes.join(', ')}]  ${fmt(k.bytes)}B  ${fmt(k.flops)}flop`);

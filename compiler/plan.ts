@@ -7,7 +7,7 @@ import { sizeOf } from '../dsl/shape.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { type ScalarType } from './kernel-ir/expr.ts';
 import { type Kernel, kernelKey, type KernelArg } from './kernel-ir/kernel.ts';
-import { partition, type Partition } from './fusion/partition.ts';
+import { type Group, partition, type Partition } from './fusion/partition.ts';
 import { FusionMismatch, type LoweringContext, lowerGroup, lowerSort, scalarType } from './lower/lower-group.ts';
 
 export type PlanValue =
@@ -37,7 +37,12 @@ export interface Plan {
 export interface PlanOptions {
   /** Bytes a backend stores per element of a type (bool may be widened). */
   bytesPer(type: ScalarType): number;
+  /** Most buffers one kernel may bind (WebGPU: maxStorageBuffersPerShaderStage). */
+  maxArgs?: number;
 }
+
+/** A kernel binds more buffers than the backend allows: materialize `node` to split its group. */
+class TooManyArgs extends FusionMismatch {}
 
 export function buildPlan(g: Graph, opts: PlanOptions): Plan {
   const forced = new Set<number>();
@@ -45,7 +50,10 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     try {
       return schedule(g, partition(g, forced), opts);
     } catch (e) {
-      if (!(e instanceof FusionMismatch) || forced.has(e.node)) throw e;
+      if (!(e instanceof FusionMismatch) || forced.has(e.node)) {
+        if (e instanceof TooManyArgs) throw new Error(`internal: kernel needs more than ${opts.maxArgs} buffers even after splitting`);
+        throw e;
+      }
       forced.add(e.node);
     }
   }
@@ -80,6 +88,7 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
   const steps: PlanStep[] = [];
   for (const grp of part.groups) {
     const out = computed(grp.root);
+    const extras = grp.extraOutputs.map(computed);
     const bound: number[] = [];
     const argOf = new Map<number, number>();
     const args: KernelArg[] = [];
@@ -91,11 +100,13 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
       return args.push({ type: values[value]!.type, size: values[value]!.size, access }) - 1;
     };
     const outArg = bind(out, 'write');
+    const extraArgs = extras.map((v) => bind(v, 'write'));
     const cx: LoweringContext = {
       graph: g,
       args,
       argFor: (id) => bind(resolve(id), 'read'),
       literal: (id) => literals.get(id),
+      inlined: part.inlined,
     };
     const name = `k${steps.length}_${grp.kind}`;
     if (grp.kind === 'sort') {
@@ -105,11 +116,24 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
       // the rank pass writes the rank and reads x; the permutation pass reads the rank and writes out
       steps.push(stepOf({ ...k1, args: k1.args.map((a, i) => (i === outArg ? { ...a, access: 'read' } : a)) }, bound));
       steps.push(stepOf({ ...k2, args: k2.args.map((a, i) => (i === rankArg ? { ...a, access: 'read' } : a)) }, bound));
-    } else steps.push(stepOf(lowerGroup(cx, grp, outArg, name), bound));
+    } else steps.push(stepOf(lowerGroup(cx, grp, [outArg, ...extraArgs], name), bound));
+    if (args.length > (opts.maxArgs ?? Infinity)) throw new TooManyArgs(splitPoint(g, grp));
     valueOfNode.set(grp.root, out);
+    grp.extraOutputs.forEach((id, k) => valueOfNode.set(id, extras[k]!));
   }
   const outputs = g.outputs.map(resolve);
   return { values, steps, outputs, ...assignBuffers(values, steps, outputs, opts) };
+}
+
+/** Which member to materialize when a group binds too many buffers: an extra output, else the earliest member. */
+function splitPoint(g: Graph, grp: Group): number {
+  if (grp.extraOutputs.length) return grp.extraOutputs[grp.extraOutputs.length - 1]!;
+  const candidates = [...grp.members].filter((m) => m !== grp.root && !grp.core.includes(m)).sort((a, b) => a - b);
+  const reading = candidates.find((m) => {
+    const n = g.nodes[m]!;
+    return n.kind === 'prim' && n.inputs.some((i) => !grp.members.has(i));
+  });
+  return reading ?? candidates[0] ?? grp.root;
 }
 
 function stepOf(kernel: Kernel, args: number[]): PlanStep {

@@ -5,10 +5,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import { webgpuDebug, webgpuInstance } from '../backends/webgpu/index.ts';
+import { roundF16 } from '../dsl/float-formats.ts';
 import { type Case, cases, type InputSpec } from './conformance/cases.ts';
 
 /** Per-dtype tolerance: |got - ref| <= rtol·|ref| + atol·max(1, max|ref|). */
-const TOL = { f32: { rtol: 1e-5, atol: 1e-5 } };
+const TOL = { f32: { rtol: 1e-5, atol: 1e-5 }, f16: { rtol: 1e-2, atol: 1e-2 } };
+type Float = keyof typeof TOL;
+
+/** The cases also run in f16 (storage f16, accumulation f32) where the backend has it. */
+const F16_CASES = new Set(['exp', 'tanh', 'sigmoid', 'add broadcast', 'mul broadcast', 'sum over rows', 'softmax rows', 'layerNorm with affine', 'matmul 2-D ragged', 'gelu(x @ W + b)', 'attention with key mask']);
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -24,20 +29,21 @@ const seedOf = (name: string) => [...name].reduce((h, c) => Math.imul(h ^ c.char
 
 type HostInput = { spec: InputSpec; data: Float64Array };
 
-function makeInputs(c: Case): HostInput[] {
+function makeInputs(c: Case, float: Float): HostInput[] {
+  const round = float === 'f16' ? roundF16 : Math.fround;
   const r = rng(seedOf(c.name));
   return c.inputs.map((spec) => {
     const n = spec.shape.reduce((a, b) => a * b, 1);
     const [lo, hi] = spec.range ?? (spec.dtype === 'bool' ? [0, 2] : [-2, 2]);
     const data = Float64Array.from({ length: n }, () => {
       const v = lo + (hi - lo) * r();
-      return spec.dtype && spec.dtype !== 'float' ? Math.floor(v) : Math.fround(v);
+      return spec.dtype && spec.dtype !== 'float' ? Math.floor(v) : round(v);
     });
     return { spec, data };
   });
 }
 
-function toTensors(inputs: HostInput[], float: 'f64' | 'f32'): tw.Tensor[] {
+function toTensors(inputs: HostInput[], float: 'f64' | Float): tw.Tensor[] {
   return inputs.map(({ spec, data }) => {
     const dtype = !spec.dtype || spec.dtype === 'float' ? float : spec.dtype;
     return tw.tensor(data, dtype, spec.shape);
@@ -49,13 +55,12 @@ async function values(out: tw.Tensor | tw.Tensor[]): Promise<{ dtype: string; sh
   return Promise.all(list.map(async (t) => ({ dtype: t.dtype, shape: t.shape, data: Array.from((await t.data()) as ArrayLike<number>) })));
 }
 
-function compare(name: string, got: Awaited<ReturnType<typeof values>>, ref: Awaited<ReturnType<typeof values>>): void {
+function compare(name: string, float: Float, got: Awaited<ReturnType<typeof values>>, ref: Awaited<ReturnType<typeof values>>): void {
   expect(got.length, `${name}: output count`).toBe(ref.length);
   got.forEach((g, k) => {
     const r = ref[k]!;
     expect(g.shape, `${name}: output ${k} shape`).toEqual(r.shape);
-    const float = r.dtype === 'f64';
-    if (!float) {
+    if (r.dtype !== 'f64') {
       expect(g.data, `${name}: output ${k} (${g.dtype}) must match exactly`).toEqual(r.data);
       return;
     }
@@ -67,21 +72,24 @@ function compare(name: string, got: Awaited<ReturnType<typeof values>>, ref: Awa
         return;
       }
       const err = Math.abs(have - want);
-      const tol = TOL.f32.rtol * Math.abs(want) + TOL.f32.atol * scale;
+      const tol = TOL[float].rtol * Math.abs(want) + TOL[float].atol * scale;
       if (!(err <= tol)) expect.fail(`${name}: output ${k}[${i}] = ${have}, oracle ${want} (error ${err.toExponential(2)} > ${tol.toExponential(2)})`);
     });
   });
 }
 
 const targets = [
-  { name: 'cpu', label: 'cpu (float32)' },
-  { name: 'webgpu', label: 'webgpu' },
+  { name: 'cpu', float: 'f32', label: 'cpu (float32)' },
+  { name: 'webgpu', float: 'f32', label: 'webgpu' },
+  { name: 'cpu', float: 'f16', label: 'cpu (float16)' },
+  { name: 'webgpu', float: 'f16', label: 'webgpu (float16)' },
 ] as const;
 
 for (const target of targets) {
   let reason: string | undefined;
   try {
     await tw.setBackend(target.name);
+    if (target.name === 'webgpu' && target.float === 'f16' && !webgpuInstance()!.hasF16) reason = 'the adapter has no shader-f16';
   } catch (e) {
     reason = (e as Error).message;
   } finally {
@@ -98,21 +106,21 @@ for (const target of targets) {
       await tw.setBackend('cpu');
     });
 
-    for (const c of cases) {
+    for (const c of cases.filter((k) => target.float === 'f32' || F16_CASES.has(k.name))) {
       it(c.name, async () => {
-        const inputs = makeInputs(c);
+        const inputs = makeInputs(c, target.float);
         await tw.setBackend('cpu');
         const ref = await values(c.fn(...toTensors(inputs, 'f64')));
         await tw.setBackend(target.name);
-        const xs = toTensors(inputs, 'f32');
-        compare(`${c.name} (eager)`, await values(c.fn(...xs)), ref);
+        const xs = toTensors(inputs, target.float);
+        compare(`${c.name} (eager)`, target.float, await values(c.fn(...xs)), ref);
         const jitted = tw.jit(c.fn);
-        compare(`${c.name} (jit)`, await values(jitted(...xs)), ref);
+        compare(`${c.name} (jit)`, target.float, await values(jitted(...xs)), ref);
         if (c.kernels !== undefined) expect(tw.explain(c.fn, ...xs).kernels.length, `${c.name}: kernels after fusion`).toBe(c.kernels);
       });
     }
 
-    it.skipIf(target.name !== 'webgpu')('a jitted training step reruns with no recompilation and no growth in live buffers', async () => {
+    it.skipIf(target.name !== 'webgpu' || target.float !== 'f32')('a jitted training step reruns with no recompilation and no growth in live buffers', async () => {
       await tw.setBackend(target.name);
       const k = tw.random.split(tw.random.key(1), 3);
       const x = tw.random.normal(k[0]!, [32, 4]);

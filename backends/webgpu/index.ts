@@ -51,6 +51,9 @@ export class WebGpuBackend implements Backend {
   constructor(private readonly info: DeviceInfo) {
     this.gpu = info.device;
     this.device = info.description;
+    void this.gpu.lost.then((l) => {
+      if (l.reason !== 'destroyed') this.lost = `${l.reason}: ${l.message}`;
+    });
   }
 
   private acquire(bytes: number): GpuBuffer {
@@ -105,11 +108,11 @@ export class WebGpuBackend implements Backend {
     if (this.lost) throw new WebGpuError(`webgpu: the device was lost (${this.lost})`);
   }
 
-  private pipeline(key: string, args: KernelArg[], render: () => { code: string; dispatch: [number, number, number] }) {
+  private pipeline(key: string, name: string, args: KernelArg[], render: () => { code: string; dispatch: [number, number, number] }) {
     let p = this.pipelines.get(key);
     if (!p) {
       const { code, dispatch } = render();
-      if (typeof process !== 'undefined' && process.env.TWINFLOW_DUMP_KERNELS) console.error(`// ---- kernel ${key.length > 80 ? key.slice(0, 80) + '…' : key}\n${code}`);
+      dumpKernel(name, code);
       this.gpu.pushErrorScope('validation');
       const module = this.gpu.createShaderModule({ code });
       // an explicit layout keeps every argument bound, used or not (the two passes of argsort share them)
@@ -135,17 +138,37 @@ export class WebGpuBackend implements Backend {
     for (const n of g.nodes) checkDType(n.aval.dtype);
     let plan: Plan;
     try {
-      plan = buildPlan(g, { bytesPer: (t) => bytesPer(t === 'bool' ? 'u32' : t) });
+      plan = buildPlan(g, { bytesPer: (t) => bytesPer(t === 'bool' ? 'u32' : t), maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage });
     } catch (e) {
       if (e instanceof UnsupportedDType) throw new WebGpuError(`webgpu: ${e.message} is not supported`);
       throw e;
     }
+    this.checkLimits(plan);
     const caps = { f16: this.info.f16 };
-    const kernels = plan.steps.map((s) => this.pipeline(s.key, s.kernel.args, () => renderWgsl(s.kernel, caps)));
+    const kernels = plan.steps.map((s) => this.pipeline(s.key, s.kernel.name, s.kernel.args, () => renderWgsl(s.kernel, caps)));
     const consts = plan.values.map((v) => (v.kind === 'const' ? (bufferOf(v.tensor, this) as GpuBuffer) : undefined));
     return {
       run: (inputs) => this.run(plan, kernels, consts, inputs as GpuBuffer[]),
     };
+  }
+
+  /** Refuses, before anything runs, what this adapter cannot do: f16 without shader-f16, oversized buffers. */
+  private checkLimits(plan: Plan): void {
+    const lim = this.gpu.limits;
+    if (!this.info.f16 && plan.values.some((v) => v.type === 'f16')) {
+      throw new WebGpuError('webgpu: f16 tensors need the shader-f16 feature, which this adapter does not offer; use f32');
+    }
+    for (const v of plan.values) {
+      const bytes = v.size * bytesPer(v.type === 'bool' ? 'u32' : v.type);
+      if (bytes > lim.maxStorageBufferBindingSize) {
+        throw new WebGpuError(`webgpu: a ${v.type}[${v.size}] buffer needs ${bytes} bytes, over this adapter's maxStorageBufferBindingSize of ${lim.maxStorageBufferBindingSize}`);
+      }
+    }
+    for (const s of plan.steps) {
+      if (s.kernel.args.length > lim.maxStorageBuffersPerShaderStage) {
+        throw new WebGpuError(`webgpu: kernel ${s.kernel.name} binds ${s.kernel.args.length} buffers, over this adapter's maxStorageBuffersPerShaderStage of ${lim.maxStorageBuffersPerShaderStage}`);
+      }
+    }
   }
 
   private run(plan: Plan, kernels: { pipeline: GPUComputePipeline; dispatch: [number, number, number] }[], consts: (GpuBuffer | undefined)[], inputs: GpuBuffer[]): DeviceBuffer[] {
@@ -189,11 +212,34 @@ export class WebGpuBackend implements Backend {
     return outs;
   }
 
+  get hasF16(): boolean {
+    return this.info.f16;
+  }
+
   stats(): { liveBuffers: number; pooled: number; pipelines: number } {
     let pooled = 0;
     for (const l of this.pool.values()) pooled += l.length;
     return { liveBuffers: this.liveBuffers, pooled, pipelines: this.pipelines.size };
   }
+}
+
+/** TWINFLOW_DUMP_KERNELS=1 prints every generated kernel to stderr; =DIR writes them to DIR/NAME.wgsl. */
+function dumpKernel(name: string, code: string): void {
+  const where = typeof process !== 'undefined' ? process.env.TWINFLOW_DUMP_KERNELS : undefined;
+  if (!where) return;
+  if (where === '1') console.error(`// ---- ${name}\n${code}`);
+  else {
+    // node:fs through getBuiltinModule keeps this file importable in a browser
+    const fs = (process as unknown as { getBuiltinModule(m: string): typeof import('node:fs') }).getBuiltinModule('node:fs');
+    fs.mkdirSync(where, { recursive: true });
+    fs.writeFileSync(`${where}/${name}-${hash(code)}.wgsl`, code);
+  }
+}
+
+function hash(s: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return (h >>> 0).toString(16).padStart(8, '0');
 }
 
 function padded(a: Uint8Array): Uint8Array {

@@ -8,6 +8,8 @@
 //   - a dot joins a map group whose root has its output shape (bias, activation, residual epilogues).
 // Because every non-root member has all its consumers inside its group, groups form a DAG.
 // A reshape that would have to be materialized on its own is an alias of its input's buffer instead.
+// A cheap elementwise node (a few ops over materialized values or constants) that several groups need is
+// inlined: recomputed in each of them rather than written and read back.
 
 import type { Graph, Node, PrimNode } from '../../dsl/graph.ts';
 import type { Primitive } from '../../dsl/primitives.ts';
@@ -26,17 +28,24 @@ export interface Group {
   signature?: { shape: Shape; axes: number[] };
   /** matmul: members that feed the dot's operands. */
   prologue: Set<number>;
+  /** Members that are also graph outputs, stored by the same kernel (same iteration space as the root). */
+  extraOutputs: number[];
 }
 
 export interface Partition {
   groups: Group[];
-  /** Group of each node, -1 for inputs, constants and aliases. */
+  /** Group of each node, -1 for inputs, constants, aliases and inlined nodes. */
   groupOf: Int32Array;
+  /** Nodes recomputed by every group that reads them. */
+  inlined: Set<number>;
   /** Reshape nodes that are views of another node's buffer. */
   aliasOf: Map<number, number>;
 }
 
 const MOVEMENT = new Set<Primitive>(['broadcast', 'reshape', 'transpose', 'slice']);
+const NOT_INLINABLE = new Set<Primitive>(['reduceSum', 'reduceMax', 'reduceMin', 'reduceProd', 'argmax', 'argmin', 'dot', 'argsort', 'scatterAdd', 'gather', 'threefry']);
+/** Most primitive applications an inlined node may cost, counting its inlined producers. */
+const INLINE_COST = 8;
 const REDUCE = new Set<Primitive>(['reduceSum', 'reduceMax', 'reduceMin', 'reduceProd', 'argmax', 'argmin']);
 
 function reduceAxes(n: PrimNode): number[] {
@@ -50,6 +59,13 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
   for (const n of g.nodes) if (n.kind === 'prim') for (const i of n.inputs) consumers[i]!.push(n.id);
   const isOutput = new Set(g.outputs);
   const groupOf = new Int32Array(g.nodes.length).fill(-1);
+  // cost of recomputing each node from materialized values (producers first); Infinity: never inlined
+  const cost = new Float64Array(g.nodes.length);
+  for (const n of g.nodes) {
+    if (n.kind !== 'prim') continue;
+    cost[n.id] = NOT_INLINABLE.has(n.prim) || forcedRoots.has(n.id) ? Infinity : 1 + n.inputs.reduce((c, i) => c + (cost[i]! <= INLINE_COST ? cost[i]! : 0), 0);
+  }
+  const inlined = new Set<number>();
   const aliasOf = new Map<number, number>();
   const groups: Group[] = [];
   const shapeOf = (id: number) => g.nodes[id]!.aval.shape;
@@ -65,6 +81,13 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
     if (n.prim === 'argsort' || n.prim === 'scatterAdd') return false;
     if (grp.kind === 'matmul' && feedsDot(n, grp)) return MOVEMENT.has(n.prim);
     return grp.kind !== 'scatter' && grp.kind !== 'sort';
+  };
+  const canStore = (n: PrimNode, grp: Group): boolean => {
+    if (REDUCE.has(n.prim) || n.prim === 'dot') return false;
+    if (grp.kind === 'map' || grp.kind === 'matmul') return shapeEq(n.aval.shape, shapeOf(grp.root)) && !(grp.kind === 'matmul' && feedsDot(n, grp));
+    if (grp.kind !== 'reduce') return false;
+    const { shape, axes } = grp.signature!;
+    return shapeEq(n.aval.shape, shape) || shapeEq(n.aval.shape, shape.filter((_, d) => !axes.includes(d)));
   };
   const feedsDot = (n: PrimNode, grp: Group) => consumers[n.id]!.some((c) => c === grp.core[0] || grp.prologue.has(c));
 
@@ -85,7 +108,7 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
 
   const start = (n: PrimNode) => {
     const kind: GroupKind = REDUCE.has(n.prim) ? 'reduce' : n.prim === 'dot' ? 'matmul' : n.prim === 'scatterAdd' ? 'scatter' : n.prim === 'argsort' ? 'sort' : 'map';
-    const grp: Group = { id: groups.length, kind, root: n.id, members: new Set([n.id]), core: [], prologue: new Set() };
+    const grp: Group = { id: groups.length, kind, root: n.id, members: new Set([n.id]), core: [], prologue: new Set(), extraOutputs: [] };
     if (kind === 'reduce') grp.signature = { shape: shapeOf(n.inputs[0]!), axes: reduceAxes(n) };
     if (kind === 'reduce' || kind === 'matmul') grp.core.push(n.id);
     groups.push(grp);
@@ -96,10 +119,18 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
     const n = g.nodes[k]! as Node;
     if (n.kind !== 'prim') continue;
     const cs = consumers[n.id]!;
-    const external = isOutput.has(n.id) || forcedRoots.has(n.id) || cs.some((c) => groupOf[c]! < 0);
+    const readByInlined = cs.some((c) => inlined.has(c));
+    const external = forcedRoots.has(n.id) || cs.some((c) => groupOf[c]! < 0 && !inlined.has(c));
     const target = new Set(cs.map((c) => groupOf[c]!));
-    const grp = !external && target.size === 1 ? groups[[...target][0]!] : undefined;
-    if (grp && canJoin(n, grp)) join(n, grp);
+    const grp = !external && !readByInlined && target.size === 1 ? groups[[...target][0]!] : undefined;
+    // a graph output may still join its consumers' group, and be stored there too, if it has the
+    // iteration space of a store of that kernel
+    const storable = (grp2: Group) => !isOutput.has(n.id) || canStore(n, grp2);
+    if (grp && canJoin(n, grp) && storable(grp)) {
+      join(n, grp);
+      if (isOutput.has(n.id)) grp.extraOutputs.push(n.id);
+    }
+    else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0) inlined.add(n.id);
     else if (n.prim === 'reshape' && !isOutput.has(n.id)) aliasOf.set(n.id, n.inputs[0]!);
     else start(n);
   }
@@ -108,7 +139,7 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
     grp.id = i;
     for (const m of grp.members) groupOf[m] = i;
   });
-  return { groups, groupOf, aliasOf };
+  return { groups, groupOf, aliasOf, inlined };
 }
 
 /** Elements a group writes (its root's size). */

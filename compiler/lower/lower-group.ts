@@ -34,6 +34,8 @@ export interface LoweringContext {
   argFor(node: number): number;
   /** Scalar value of a constant that can be inlined as a literal. */
   literal(node: number): number | undefined;
+  /** Nodes outside every group that each kernel recomputes where it reads them. */
+  inlined: ReadonlySet<number>;
   /** The kernel's argument list, filled by argFor (and by the planner for outputs). */
   args: KernelArg[];
 }
@@ -48,12 +50,15 @@ function mergeCoords(shape: Shape, axes: readonly number[], outer: Expr[], inner
   return shape.map((_, d) => (axes.includes(d) ? inner[c++]! : outer[o++]!));
 }
 
-export function lowerGroup(cx: LoweringContext, grp: Group, outArg: number, name: string): Kernel {
+/** `outArgs`: the argument of the root, then of each extra output (grp.extraOutputs). */
+export function lowerGroup(cx: LoweringContext, grp: Group, outArgs: number[], name: string): Kernel {
+  const outArg = outArgs[0]!;
+  const outputs = [grp.root, ...grp.extraOutputs].map((node, k) => ({ node, arg: outArgs[k]! }));
   const g = cx.graph;
   const node = (id: number) => g.nodes[id]!;
   const typeOf = (id: number) => scalarType(node(id).aval.dtype);
   // The coordinates at which each core node may be referenced, and its stage index.
-  const coreAt = new Map<number, { coords: Expr[]; stage: number }>();
+  const coreAt = new Map<number, { coords: Expr[]; stage: number; wide?: boolean }>();
   const memo = new Map<string, Expr>();
 
   const at = (id: number, coords: Expr[]): Expr => {
@@ -69,7 +74,7 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArg: number, name
   const compute = (id: number, coords: Expr[]): Expr => {
     const n = node(id);
     const type = n.kind === 'prim' && n.aval.dtype === 'bool' ? 'bool' : typeOf(id);
-    if (!grp.members.has(id)) {
+    if (!grp.members.has(id) && !cx.inlined.has(id)) {
       const v = cx.literal(id);
       if (v !== undefined) return konst(v, type);
       return load(cx.argFor(id), linearize(coords, n.aval.shape), type);
@@ -78,7 +83,8 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArg: number, name
     const core = coreAt.get(id);
     if (core) {
       if (core.coords.length !== coords.length || core.coords.some((c, i) => c !== coords[i])) throw new FusionMismatch(id);
-      return stage(core.stage, type);
+      // f16 sums, products and dot products accumulate in f32
+      return type === 'f16' && core.wide ? cast(stage(core.stage, 'f32'), 'f16') : stage(core.stage, type);
     }
     const x = (k: number, c: Expr[] = coords) => at(p.inputs[k]!, c);
     const inShape = (k: number) => node(p.inputs[k]!).aval.shape;
@@ -164,8 +170,8 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArg: number, name
   if (grp.kind === 'map') {
     const size = sizeOf(rootNode.aval.shape);
     const gid = variable('gid', [0, size - 1]);
-    const value = at(grp.root, delinearize(gid, rootNode.aval.shape));
-    return { kind: 'map', name, args, size, stores: [{ arg: outArg, index: gid, value }] };
+    const c = delinearize(gid, rootNode.aval.shape);
+    return { kind: 'map', name, args, size, stores: outputs.map((o) => ({ arg: o.arg, index: gid, value: at(o.node, c) })) };
   }
 
   if (grp.kind === 'reduce') {
@@ -179,15 +185,19 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArg: number, name
     const stages: Stage[] = grp.core.map((id, k) => {
       const r = node(id) as PrimNode;
       const fn = REDUCE_FN[r.prim]!;
-      const body = at(r.inputs[0]!, full);
-      coreAt.set(id, { coords: o, stage: k });
-      return { fn, body, type: fn === 'argmax' || fn === 'argmin' ? 'i32' : typeOf(id) };
+      const wide = typeOf(id) === 'f16' && (fn === 'sum' || fn === 'prod');
+      const body = wide ? cast(at(r.inputs[0]!, full), 'f32') : at(r.inputs[0]!, full);
+      coreAt.set(id, { coords: o, stage: k, wide });
+      return { fn, body, type: fn === 'argmax' || fn === 'argmin' ? 'i32' : wide ? 'f32' : typeOf(id) };
     });
     // A stage body may reference only earlier stages, which are registered by the time it is built.
     const rowStores: Store[] = [], colStores: Store[] = [];
-    if (shapeEq(rootNode.aval.shape, outer)) rowStores.push({ arg: outArg, index: variable('row', [0, Math.max(rows, 1) - 1]), value: at(grp.root, o) });
-    else if (shapeEq(rootNode.aval.shape, shape)) colStores.push({ arg: outArg, index: linearize(full, shape), value: at(grp.root, full) });
-    else throw new FusionMismatch(grp.root);
+    for (const out of outputs) {
+      const sh = node(out.node).aval.shape;
+      if (shapeEq(sh, outer)) rowStores.push({ arg: out.arg, index: variable('row', [0, Math.max(rows, 1) - 1]), value: at(out.node, o) });
+      else if (shapeEq(sh, shape)) colStores.push({ arg: out.arg, index: linearize(full, shape), value: at(out.node, full) });
+      else throw new FusionMismatch(out.node);
+    }
     // Rows along the innermost axis are read coalesced by a workgroup; otherwise one thread per row keeps
     // neighbouring threads on neighbouring addresses.
     const strategy = axes.includes(shape.length - 1) || rows < 256 ? 'workgroup' : 'thread';
@@ -217,12 +227,13 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArg: number, name
     const batch = sizeOf(batchShape);
     const bc = delinearize(variable('batch', [0, batch - 1]), batchShape);
     const [i, j, k] = [variable('i', [0, m - 1]), variable('j', [0, n - 1]), variable('k', [0, kk - 1])];
-    const a = at(dot.inputs[0]!, [...bc, i, k]);
-    const b = at(dot.inputs[1]!, [...bc, k, j]);
+    const accType = typeOf(dot.id) === 'f16' ? 'f32' : typeOf(dot.id);
+    const a = cast(at(dot.inputs[0]!, [...bc, i, k]), accType);
+    const b = cast(at(dot.inputs[1]!, [...bc, k, j]), accType);
     const coords = [...bc, i, j];
-    coreAt.set(dot.id, { coords, stage: 0 });
-    const value = at(grp.root, coords);
-    return { kind: 'matmul', name, args, batch, m, n, k: kk, a, b, accType: typeOf(dot.id), stores: [{ arg: outArg, index: linearize(coords, rootNode.aval.shape), value }] };
+    coreAt.set(dot.id, { coords, stage: 0, wide: accType !== typeOf(dot.id) });
+    const index = linearize(coords, rootNode.aval.shape);
+    return { kind: 'matmul', name, args, batch, m, n, k: kk, a, b, accType, stores: outputs.map((o) => ({ arg: o.arg, index, value: at(o.node, coords) })) };
   }
 
   throw new Error(`internal: no lowering for group kind ${grp.kind}`);

@@ -1,0 +1,52 @@
+// Fusion pins kernel counts: regressions in the partitioner show up here as a changed number.
+
+import { describe, expect, it } from 'vitest';
+import * as tw from 'twinflow';
+import { adamw } from '../models/optim/adamw.ts';
+
+const kernels = (f: (...a: never[]) => unknown, ...args: unknown[]) => tw.explain(f as never, ...args).kernels;
+
+describe('fusion', () => {
+  const x = tw.zeros([16, 32]);
+
+  it('softmax over rows is one kernel', () => {
+    expect(kernels((a: tw.Tensor<'f32'>) => tw.softmax(a), x).map((k) => k.kind)).toEqual(['reduce']);
+  });
+
+  it('layerNorm and rmsNorm are one kernel each', () => {
+    expect(kernels((a: tw.Tensor<'f32'>) => tw.layerNorm(a), x)).toHaveLength(1);
+    expect(kernels((a: tw.Tensor<'f32'>) => tw.rmsNorm(a), x)).toHaveLength(1);
+  });
+
+  it('gelu(x @ W + b) is one matmul kernel with its epilogue', () => {
+    const ks = kernels((a: tw.Tensor<'f32'>, w: tw.Tensor<'f32'>, b: tw.Tensor<'f32'>) => tw.gelu(tw.add(tw.matmul(a, w), b)), x, tw.zeros([32, 8]), tw.zeros([8]));
+    expect(ks.map((k) => k.kind)).toEqual(['matmul']);
+  });
+
+  it('an elementwise chain reads its input once and writes once', () => {
+    const ks = kernels((a: tw.Tensor<'f32'>) => tw.mul(tw.tanh(tw.add(tw.mul(a, 1.5), 0.5)), a), x);
+    expect(ks).toHaveLength(1);
+    expect(ks[0]!.reads).toEqual([512]);
+    expect(ks[0]!.writes).toEqual([512]);
+  });
+
+  it('a 2-layer MLP training step (loss, backward, AdamW) compiles to a fixed number of kernels', () => {
+    type P = { w1: tw.Tensor<'f32'>; b1: tw.Tensor<'f32'>; w2: tw.Tensor<'f32'>; b2: tw.Tensor<'f32'> };
+    const opt = adamw({ lr: 1e-3, weightDecay: 0 });
+    const loss = (p: P, xb: tw.Tensor<'f32'>, yb: tw.Tensor<'f32'>) =>
+      tw.mean(tw.square(tw.sub(tw.add(tw.matmul(tw.gelu(tw.add(tw.matmul(xb, p.w1), p.b1)), p.w2), p.b2), yb)));
+    const step = (p: P, s: ReturnType<typeof opt.init>, xb: tw.Tensor<'f32'>, yb: tw.Tensor<'f32'>) => {
+      const [l, g] = tw.valueAndGrad(loss)(p, xb, yb);
+      const next = opt.update(g, s, p);
+      return { l, ...next };
+    };
+    const p: P = { w1: tw.zeros([32, 64]), b1: tw.zeros([64]), w2: tw.zeros([64, 2]), b2: tw.zeros([2]) };
+    const ks = kernels(step as never, p, opt.init(p), x, tw.zeros([16, 2]));
+    // forward: 2 matmuls (bias and gelu fused), loss; backward: the output gradient, 2 weight gradients
+    // fused with their AdamW updates, bias gradients, the hidden gradient; plus the moment and step updates
+    expect(ks.length).toBe(KERNELS_MLP_ADAMW);
+  });
+});
+
+/** Recorded: the kernel count of the MLP + AdamW step above. */
+const KERNELS_MLP_ADAMW = 20;
