@@ -27,14 +27,24 @@ export interface Plan {
   steps: PlanStep[];
   /** The value of each graph output. */
   outputs: number[];
-  /** Physical buffer of each computed value; -1 for inputs and constants (owned elsewhere). */
+  /** Physical buffer of each computed or donated value; -1 for other inputs and constants (owned elsewhere). */
   bufferOf: number[];
-  buffers: { bytes: number; output: boolean }[];
+  buffers: PlanBuffer[];
   /** Most bytes of computed values alive at once (outputs included). */
   peakBytes: number;
 }
 
+export interface PlanBuffer {
+  bytes: number;
+  /** Holds a graph output at the end of the run (the caller keeps it). */
+  output: boolean;
+  /** This buffer is donated graph input `donor`, reused in place. */
+  donor?: number;
+}
+
 export interface PlanOptions {
+  /** Graph inputs whose buffers the plan may overwrite (their tensors are invalidated by the caller). */
+  donated?: ReadonlySet<number>;
   /** Bytes a backend stores per element of a type (bool may be widened). */
   bytesPer(type: ScalarType): number;
   /** Most buffers one kernel may bind (WebGPU: maxStorageBuffersPerShaderStage). */
@@ -140,26 +150,40 @@ function stepOf(kernel: Kernel, args: number[]): PlanStep {
   return { kernel, key: kernelKey(kernel), args: [...args] };
 }
 
-/** Liveness-based reuse: a computed value's buffer is free after the last step that touches it. */
+/**
+ * Liveness-based reuse: a computed value's buffer is free after the last step that touches it. Donated
+ * inputs' buffers join the free list after their last read; outputs take only fresh or donated buffers
+ * (the caller keeps them), so a step that replaces its parameters writes them in place.
+ */
 function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[], opts: PlanOptions) {
   const bytes = (v: number) => Math.max(4, Math.ceil((values[v]!.size * opts.bytesPer(values[v]!.type)) / 4) * 4);
   const lastUse = new Map<number, number>();
   steps.forEach((s, i) => s.args.forEach((v) => lastUse.set(v, i)));
   const isOutput = new Set(outputs);
   const bufferOf = values.map(() => -1);
-  const buffers: { bytes: number; output: boolean }[] = [];
+  const buffers: PlanBuffer[] = [];
   const free: number[] = [];
+  const freeDonated: number[] = [];
+  values.forEach((v, id) => {
+    if (v.kind !== 'input' || !opts.donated?.has(v.input)) return;
+    bufferOf[id] = buffers.push({ bytes: bytes(id), output: false, donor: v.input }) - 1;
+    // an input no step reads (returned as is, or unused) is free from the start
+    if (!lastUse.has(id) && !isOutput.has(id)) freeDonated.push(bufferOf[id]!);
+  });
+  const bestFit = (pool: number[], need: number) => pool.filter((b) => buffers[b]!.bytes >= need).sort((a, b) => buffers[a]!.bytes - buffers[b]!.bytes)[0] ?? -1;
   let live = 0, peakBytes = 0;
   steps.forEach((s, i) => {
     for (const v of s.args) {
       if (values[v]!.kind !== 'computed' || bufferOf[v]! >= 0) continue;
       const need = bytes(v);
       const out = isOutput.has(v);
-      // best fit among free temporaries; outputs always get their own buffer (the caller keeps it)
-      const fit = out ? -1 : free.filter((b) => buffers[b]!.bytes >= need).sort((a, b) => buffers[a]!.bytes - buffers[b]!.bytes)[0] ?? -1;
+      let fit = out ? -1 : bestFit(free, need);
+      let pool = free;
+      if (fit < 0) [fit, pool] = [bestFit(freeDonated, need), freeDonated];
       if (fit >= 0) {
-        free.splice(free.indexOf(fit), 1);
+        pool.splice(pool.indexOf(fit), 1);
         bufferOf[v] = fit;
+        if (out) buffers[fit]!.output = true;
       } else {
         bufferOf[v] = buffers.push({ bytes: need, output: out }) - 1;
       }
@@ -167,10 +191,12 @@ function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[]
     }
     peakBytes = Math.max(peakBytes, live);
     for (const v of new Set(s.args)) {
-      if (values[v]!.kind === 'computed' && lastUse.get(v) === i && !isOutput.has(v)) {
+      if (lastUse.get(v) !== i || isOutput.has(v)) continue;
+      const pv = values[v]!;
+      if (pv.kind === 'computed') {
         free.push(bufferOf[v]!);
         live -= buffers[bufferOf[v]!]!.bytes;
-      }
+      } else if (pv.kind === 'input' && bufferOf[v]! >= 0) freeDonated.push(bufferOf[v]!);
     }
   });
   return { bufferOf, buffers, peakBytes };

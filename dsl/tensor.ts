@@ -14,14 +14,20 @@ import type { TraceBuilder } from './trace.ts';
 
 export type TensorRef =
   | { kind: 'concrete'; buffer: DeviceBuffer; backend: Backend; host: HostArray | undefined }
-  | { kind: 'symbolic'; builder: TraceBuilder; id: number };
+  | { kind: 'symbolic'; builder: TraceBuilder; id: number }
+  /** Its buffer was donated to a jitted call, which may have overwritten it. */
+  | { kind: 'donated'; to: string };
 
 type Axes = number | readonly number[];
 type Other<D extends DType> = Tensor<D> | number;
 
+export function donatedError(t: Tensor, to: string): TransformError {
+  return new TransformError(`${fmtAVal(t.aval)} was donated to the jitted function '${to}', which may have reused its memory; use that function's outputs instead`);
+}
+
 export class Tensor<D extends DType = DType> {
-  /** @internal */
-  readonly ref: TensorRef;
+  /** @internal Mutable only to mark a donated tensor. */
+  ref: TensorRef;
   readonly aval: AVal<D>;
 
   /** @internal Tensors are made by ops and creation functions, not by this constructor. */
@@ -48,6 +54,7 @@ export class Tensor<D extends DType = DType> {
   // method would only return a rejected promise, which an un-awaited `x.data()` inside jit silently drops.
   data(): Promise<ArrayFor<D>> {
     const ref = this.ref;
+    if (ref.kind === 'donated') throw donatedError(this, ref.to);
     if (ref.kind !== 'concrete') {
       throw new TransformError(`data(): ${fmtAVal(this.aval)} is being traced and has no value yet; return it from the transformed function instead`);
     }
@@ -84,7 +91,7 @@ export class Tensor<D extends DType = DType> {
     if (ref.kind === 'concrete' && ref.backend.readSync && this.size <= 64) {
       return `Tensor(${fmtAVal(this.aval)} [${Array.from(ref.backend.readSync(ref.buffer, this.aval) as ArrayLike<number>).join(', ')}])`;
     }
-    return `Tensor(${fmtAVal(this.aval)}${ref.kind === 'symbolic' ? ', traced' : ''})`;
+    return `Tensor(${fmtAVal(this.aval)}${ref.kind === 'symbolic' ? ', traced' : ref.kind === 'donated' ? ', donated' : ''})`;
   }
   /** console.log shows the same text as toString. */
   [Symbol.for('nodejs.util.inspect.custom')](): string {

@@ -9,7 +9,7 @@ import { type Graph, GraphWriter } from './graph.ts';
 import type { Primitive, PrimitiveAttrs } from './primitives.ts';
 import type { AVal } from './shape.ts';
 import { shapeRules } from './shape-rules.ts';
-import { Tensor } from './tensor.ts';
+import { donatedError, Tensor } from './tensor.ts';
 
 export class TraceBuilder {
   private readonly w = new GraphWriter();
@@ -32,6 +32,7 @@ export class TraceBuilder {
     const seen = this.lifted.get(t);
     if (seen !== undefined) return seen;
     let id: number;
+    if (ref.kind === 'donated') throw donatedError(t, ref.to);
     if (ref.kind === 'concrete') id = this.w.constant(t);
     else {
       assertLive(ref.builder);
@@ -119,6 +120,7 @@ function evalEager<P extends Primitive>(prim: P, inputs: Tensor[], attrs: Primit
 /** The device buffer behind a concrete tensor, checked to live on `be`. */
 export function bufferOf(t: Tensor, be: Backend): DeviceBuffer {
   const ref = t.ref;
+  if (ref.kind === 'donated') throw donatedError(t, ref.to);
   if (ref.kind === 'symbolic') {
     assertLive(ref.builder);
     throw new TransformError('internal: a traced tensor reached eager evaluation');

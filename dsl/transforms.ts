@@ -139,32 +139,46 @@ export type Jitted<F extends Fn> = F & { readonly stats: JitStats; readonly name
 
 const logJit = typeof process !== 'undefined' && /\bjit\b/.test(process.env.TWINFLOW_LOG ?? '');
 
+export interface JitOptions {
+  name?: string;
+  /**
+   * Positional arguments whose tensors the compiled step may overwrite (parameters and optimizer state it
+   * replaces): their memory is reused for the outputs, and the donated tensors can no longer be read.
+   */
+  donate?: readonly number[];
+}
+
 /**
  * Compiles f once per (backend, tree structure and static values, shapes, dtypes) and caches the plan.
  * Inside another transform, f is inlined so that the outer transform sees (and compiles) the whole program.
  */
-export function jit<F extends Fn>(f: F, opts: { name?: string } = {}): Jitted<F> {
+export function jit<F extends Fn>(f: F, opts: JitOptions = {}): Jitted<F> {
   const name = opts.name ?? (f.name || 'anonymous');
   const cache = new Map<string, { run: (bufs: unknown[]) => unknown[]; graph: Graph; outDef: TreeDef }>();
   const stats: JitStats = { hits: 0, misses: 0 };
   const wrapped = (...args: unknown[]) => {
     if (isTracing()) return f(...args);
     const [leaves, def] = flatten(args);
+    const donated = donatedLeaves(args, opts.donate ?? [], leaves);
     const be = backend();
-    const key = `${be.name}|${treeKey(def)}|${leaves.map((l) => fmtAVal(l.aval)).join(';')}`;
+    const key = `${be.name}|${treeKey(def)}|${leaves.map((l) => fmtAVal(l.aval)).join(';')}|${[...donated]}`;
     let entry = cache.get(key);
     if (entry) stats.hits++;
     else {
       stats.misses++;
       const { graph, outDef } = traceGraph(f, args);
       const g = simplify(graph, { final: true });
-      const exe = be.compile(g);
+      const exe = be.compile(g, { donated });
       entry = { run: (bufs) => exe.run(bufs), graph: g, outDef };
       cache.set(key, entry);
       if (logJit) console.error(`[twinflow] jit ${name}: compiled for (${leaves.map((l) => fmtAVal(l.aval)).join(', ')}) on ${be.name}, ${g.nodes.length} nodes (miss #${stats.misses})`);
     }
     const g = entry.graph;
     const outs = entry.run(leaves.map((l) => bufferOf(l, be)));
+    for (const i of donated) {
+      be.disown?.(leaves[i]!);
+      leaves[i]!.ref = { kind: 'donated', to: name };
+    }
     return unflatten(entry.outDef, outs.map((b, i) => fromBuffer(b, be, g.nodes[g.outputs[i]!]!.aval)));
   };
   Object.defineProperty(wrapped, 'name', { value: name });
@@ -178,6 +192,24 @@ export function jit<F extends Fn>(f: F, opts: { name?: string } = {}): Jitted<F>
  */
 export function explain(f: Fn, ...args: unknown[]): Explanation {
   return explainGraph(simplify(traceGraph(f, args).graph, { final: true }));
+}
+
+/** Indices (among all tensor leaves) of the leaves of the donated arguments; a donated tensor may appear once. */
+function donatedLeaves(args: readonly unknown[], argnums: readonly number[], leaves: readonly Tensor[]): Set<number> {
+  const out = new Set<number>();
+  if (!argnums.length) return out;
+  let at = 0;
+  args.forEach((a, i) => {
+    const n = flatten(a)[0].length;
+    if (argnums.includes(i)) for (let k = at; k < at + n; k++) out.add(k);
+    at += n;
+  });
+  for (const i of out) {
+    if (leaves.indexOf(leaves[i]!) !== leaves.lastIndexOf(leaves[i]!)) {
+      throw new TransformError(`jit: a donated tensor ${fmtAVal(leaves[i]!.aval)} is passed more than once; donate a copy or stop donating it`);
+    }
+  }
+  return out;
 }
 
 /** The traced program of f on these arguments, after simplification, one line per primitive. Prints and returns it. */

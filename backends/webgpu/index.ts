@@ -72,7 +72,10 @@ export class WebGpuBackend implements Backend {
   }
   /** Hands a buffer to a tensor: it returns to the pool when the tensor is garbage-collected. */
   adopt(owner: object, b: DeviceBuffer): void {
-    this.finalizer.register(owner, b as GpuBuffer);
+    this.finalizer.register(owner, b as GpuBuffer, owner);
+  }
+  disown(owner: object): void {
+    this.finalizer.unregister(owner);
   }
 
   upload(data: HostArray, aval: AVal): DeviceBuffer {
@@ -134,11 +137,11 @@ export class WebGpuBackend implements Backend {
     return p;
   }
 
-  compile(g: Graph): Executable {
+  compile(g: Graph, opts: { donated?: ReadonlySet<number> } = {}): Executable {
     for (const n of g.nodes) checkDType(n.aval.dtype);
     let plan: Plan;
     try {
-      plan = buildPlan(g, { bytesPer: (t) => bytesPer(t === 'bool' ? 'u32' : t), maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage });
+      plan = buildPlan(g, { bytesPer: (t) => bytesPer(t === 'bool' ? 'u32' : t), maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage, donated: opts.donated });
     } catch (e) {
       if (e instanceof UnsupportedDType) throw new WebGpuError(`webgpu: ${e.message} is not supported`);
       throw e;
@@ -147,8 +150,9 @@ export class WebGpuBackend implements Backend {
     const caps = { f16: this.info.f16 };
     const kernels = plan.steps.map((s) => this.pipeline(s.key, s.kernel.name, s.kernel.args, () => renderWgsl(s.kernel, caps)));
     const consts = plan.values.map((v) => (v.kind === 'const' ? (bufferOf(v.tensor, this) as GpuBuffer) : undefined));
+    const bindGroups = new Map<string, GPUBindGroup>();
     return {
-      run: (inputs) => this.run(plan, kernels, consts, inputs as GpuBuffer[]),
+      run: (inputs) => this.run(plan, kernels, consts, inputs as GpuBuffer[], bindGroups),
     };
   }
 
@@ -171,9 +175,17 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  private run(plan: Plan, kernels: { pipeline: GPUComputePipeline; dispatch: [number, number, number] }[], consts: (GpuBuffer | undefined)[], inputs: GpuBuffer[]): DeviceBuffer[] {
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
+  }
+  private nextBufferId = 0;
+
+  private run(plan: Plan, kernels: { pipeline: GPUComputePipeline; dispatch: [number, number, number] }[], consts: (GpuBuffer | undefined)[], inputs: GpuBuffer[], bindGroups: Map<string, GPUBindGroup>): DeviceBuffer[] {
     if (this.lost) throw new WebGpuError(`webgpu: the device was lost (${this.lost})`);
-    const physical = plan.buffers.map((b) => this.acquire(b.bytes));
+    const physical = plan.buffers.map((b) => (b.donor !== undefined ? inputs[b.donor]! : this.acquire(b.bytes)));
     if (webgpuDebug.poison) for (const b of physical) this.gpu.queue.writeBuffer(b.buffer, 0, new Uint8Array(b.bytes).fill(0xff));
     const bufferOfValue = (v: number): GpuBuffer => {
       const pv = plan.values[v]!;
@@ -185,9 +197,17 @@ export class WebGpuBackend implements Backend {
     const pass = enc.beginComputePass();
     plan.steps.forEach((s, i) => {
       const { pipeline, dispatch } = kernels[i]!;
-      const entries = s.args.map((v, binding) => ({ binding, resource: { buffer: bufferOfValue(v).buffer } }));
+      const buffers = s.args.map((v) => bufferOfValue(v).buffer);
+      // pooled buffers come back in the same order run after run, so bind groups repeat: reuse them
+      const key = `${i}|${buffers.map((b) => this.bufferId(b)).join(',')}`;
+      let group = bindGroups.get(key);
+      if (!group) {
+        if (bindGroups.size > 1024) bindGroups.clear();
+        group = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+        bindGroups.set(key, group);
+      }
       pass.setPipeline(pipeline);
-      pass.setBindGroup(0, this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+      pass.setBindGroup(0, group);
       pass.dispatchWorkgroups(...dispatch);
     });
     pass.end();
@@ -205,7 +225,8 @@ export class WebGpuBackend implements Backend {
       return dst;
     });
     this.gpu.queue.submit([enc.finish()]);
-    // Temporaries go back to the pool now: later submissions run after this one.
+    // Temporaries (and donated inputs not taken by an output) go back to the pool now: later submissions
+    // run after this one.
     plan.buffers.forEach((b, i) => {
       if (!b.output) this.release(physical[i]!);
     });
