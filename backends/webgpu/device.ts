@@ -7,6 +7,8 @@ export interface DeviceInfo {
   description: string;
   f16: boolean;
   subgroups: boolean;
+  /** A CPU implementation (lavapipe, SwiftShader), which favours different kernel shapes. */
+  software: boolean;
 }
 
 async function gpuObject(): Promise<GPU> {
@@ -47,5 +49,6 @@ export async function openDevice(): Promise<DeviceInfo> {
     description: `webgpu (${[info.vendor, info.architecture, info.device].filter(Boolean).join(' ')})`,
     f16: device.features.has('shader-f16'),
     subgroups: device.features.has('subgroups'),
+    software: info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description} ${info.architecture}`),
   };
 }

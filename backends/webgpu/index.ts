@@ -147,7 +147,7 @@ export class WebGpuBackend implements Backend {
       throw e;
     }
     this.checkLimits(plan);
-    const caps = { f16: this.info.f16 };
+    const caps = { f16: this.info.f16, software: this.info.software };
     const kernels = plan.steps.map((s) => this.pipeline(s.key, s.kernel.name, s.kernel.args, () => renderWgsl(s.kernel, caps)));
     const consts = plan.values.map((v) => (v.kind === 'const' ? (bufferOf(v.tensor, this) as GpuBuffer) : undefined));
     const bindGroups = new Map<string, GPUBindGroup>();

@@ -7,6 +7,11 @@ import type { Kernel, ReduceFn, Store } from '../../compiler/kernel-ir/kernel.ts
 export interface WgslCaps {
   /** The device has `shader-f16`. */
   f16: boolean;
+  /**
+   * A CPU-backed adapter (lavapipe, SwiftShader): workgroup memory and barriers cost more than they save
+   * there, so matmuls read operands directly and reductions give each row to one thread.
+   */
+  software: boolean;
 }
 
 export interface RenderedKernel {
@@ -262,7 +267,21 @@ function dispatch1d(groups: number): [number, number, number] {
   return n <= MAX_GROUPS ? [n, 1, 1] : [MAX_GROUPS, Math.ceil(n / MAX_GROUPS), 1];
 }
 
+/** Every expression a kernel evaluates. */
+function kernelExprs(k: Kernel): Expr[] {
+  const roots: Expr[] = [];
+  const stores = (ss: Store[]) => ss.forEach((s) => roots.push(s.index, s.value));
+  if (k.kind === 'map') stores(k.stores);
+  else if (k.kind === 'reduce') (k.stages.forEach((s) => roots.push(s.body)), stores(k.rowStores), stores(k.colStores));
+  else (roots.push(k.a, k.b), stores(k.stores));
+  return topoOrder(roots);
+}
+
 export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
+  // WGSL has no bfloat16 type (the webgpu backend refuses bf16 tensors before planning; this guards direct use)
+  if (kernel.args.some((a) => a.type === 'bf16') || kernelExprs(kernel).some((e) => e.type === 'bf16')) {
+    throw new Error(`kernel ${kernel.name}: bf16 is not supported by WGSL (use the cuda backend, or cast to f32 or f16)`);
+  }
   const r = new Renderer(kernel, caps);
   const body: string[] = [];
   let dispatch: [number, number, number];
@@ -278,7 +297,7 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
     kernel.stores.forEach((st) => s.store(st));
     body.push(`@compute @workgroup_size(${wg})`, `fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {`, ...s.lines, '}');
   } else if (kernel.kind === 'reduce') {
-    const perRow = kernel.strategy === 'workgroup';
+    const perRow = kernel.strategy === 'workgroup' && !(caps.software && kernel.rows >= 16);
     const WG = perRow ? REDUCE_WG : MAP_WG;
     wg = `${WG}`;
     dispatch = dispatch1d(perRow ? kernel.rows : Math.ceil(kernel.rows / WG));
@@ -328,6 +347,46 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
     body.push(
       `@compute @workgroup_size(${wg})`,
       `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>, @builtin(local_invocation_index) l: u32) {`,
+      ...s.lines,
+      '}',
+    );
+  } else if (caps.software) {
+    // each thread accumulates 4×4 outputs straight from the operands: no workgroup memory, no barriers
+    const k = kernel;
+    const t = k.accType;
+    const R = TILE / TW;
+    dispatch = [Math.ceil(k.n / TILE), Math.ceil(k.m / TILE), k.batch];
+    const loader = (nameFn: string, e: Expr, params: string) => {
+      const sc = new Scope(r, undefined, '  ');
+      const v = sc.ref(e);
+      return [`fn ${nameFn}(${params}) -> ${t} {`, ...sc.lines, `  return ${v};`, '}'];
+    };
+    extra = [...loader('load_a', k.a, 'batch: i32, i: i32, k: i32'), ...loader('load_b', k.b, 'batch: i32, k: i32, j: i32')];
+    const s = new Scope(r);
+    s.line(`let batch = i32(w.z);`);
+    s.line(`let i0 = (i32(w.y) * ${TW} + i32(lid.y)) * ${R};`);
+    s.line(`let j0 = (i32(w.x) * ${TW} + i32(lid.x)) * ${R};`);
+    s.line(`if (i0 >= ${k.m} || j0 >= ${k.n}) { return; }`);
+    s.line(`var acc: array<array<${t}, ${R}>, ${R}>;`);
+    // rows and columns past the edge are clamped to the last one (their results are not stored)
+    s.line(`var ii: array<i32, ${R}>; var jj: array<i32, ${R}>;`);
+    s.line(`for (var r = 0; r < ${R}; r++) { ii[r] = min(i0 + r, ${k.m - 1}); jj[r] = min(j0 + r, ${k.n - 1}); }`);
+    s.line(`for (var k = 0; k < ${k.k}; k++) {`);
+    s.line(`  var ar: array<${t}, ${R}>; var br: array<${t}, ${R}>;`);
+    s.line(`  for (var r = 0; r < ${R}; r++) { ar[r] = load_a(batch, ii[r], k); br[r] = load_b(batch, k, jj[r]); }`);
+    s.line(`  for (var r = 0; r < ${R}; r++) { for (var c = 0; c < ${R}; c++) { acc[r][c] += ar[r] * br[c]; } }`);
+    s.line(`}`);
+    s.line(`for (var r = 0; r < ${R}; r++) {`);
+    s.line(`  for (var c = 0; c < ${R}; c++) {`);
+    s.line(`    let i = i0 + r; let j = j0 + c;`);
+    s.line(`    if (i < ${k.m} && j < ${k.n}) {`);
+    s.line(`      let s0 = acc[r][c];`);
+    const se = new Scope(r, s, '      ');
+    k.stores.forEach((st) => se.store(st));
+    s.lines.push(...se.lines, '    }', '  }', '}');
+    body.push(
+      `@compute @workgroup_size(${TW}, ${TW})`,
+      `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`,
       ...s.lines,
       '}',
     );
