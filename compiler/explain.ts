@@ -1,5 +1,5 @@
 // What a compiled program does: the kernels after fusion, what each reads and writes, bytes moved and
-// flops, and the plan's peak memory. Backend-neutral: 4-byte elements (2 for f16) and at most 8 buffers
+// flops, and the plan's peak memory. Backend-neutral: 4-byte elements (2 for f16 and bf16) and at most 8 buffers
 // per kernel, WebGPU's default limit (a device with a higher limit may fuse more).
 
 import { topoOrder } from './kernel-ir/expr.ts';
@@ -23,7 +23,7 @@ export interface Explanation {
   text: string;
 }
 
-const bytesPer = (t: string) => (t === 'f16' ? 2 : 4);
+const bytesPer = (t: string) => (t === 'f16' || t === 'bf16' ? 2 : 4);
 
 /** Arithmetic operations per evaluation of a kernel's expressions (loads and index math excluded). */
 function opsPerElement(roots: Parameters<typeof topoOrder>[0]): number {

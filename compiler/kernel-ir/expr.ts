@@ -2,7 +2,10 @@
 // hash-consed (structurally equal expressions are the same object), so equality is identity, common
 // subexpressions are shared for free, and a kernel's canonical text is its cache key.
 
-export type ScalarType = 'f32' | 'f16' | 'i32' | 'u32' | 'bool';
+/** Element types of kernels. f64 is the cpu oracle's alone; bf16 exists where a backend stores it (CUDA, not WGSL). */
+export type ScalarType = 'f32' | 'f16' | 'bf16' | 'i32' | 'u32' | 'bool';
+/** 16-bit float types: stored narrow, accumulated (sums, products, dot products) in f32. */
+export const isHalf = (t: ScalarType): t is 'f16' | 'bf16' => t === 'f16' || t === 'bf16';
 
 export type UnaryOp =
   | 'neg' | 'abs' | 'sign' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'logistic' | 'sqrt'

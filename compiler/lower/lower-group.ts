@@ -8,7 +8,7 @@ import type { DType } from '../../dsl/dtype.ts';
 import type { Graph, PrimNode } from '../../dsl/graph.ts';
 import { shapeEq, sizeOf, type Shape } from '../../dsl/shape.ts';
 import {
-  binary, cast, type Expr, int, konst, load, type ScalarType, select, stage, threefry, unary, variable,
+  binary, cast, type Expr, int, isHalf, konst, load, type ScalarType, select, stage, threefry, unary, variable,
 } from '../kernel-ir/expr.ts';
 import { delinearize, iadd, iclamp, idiv, imod, imul, linearize, rangeOf } from '../kernel-ir/index-math.ts';
 import type { Kernel, KernelArg, ReduceFn, Stage, Store } from '../kernel-ir/kernel.ts';
@@ -22,8 +22,9 @@ export class FusionMismatch extends Error {
 
 export class UnsupportedDType extends Error {}
 
+/** Kernel element type of a dtype; f64 exists only on the cpu oracle. Backends refuse the types they cannot store. */
 export function scalarType(d: DType): ScalarType {
-  if (d === 'f64' || d === 'bf16') throw new UnsupportedDType(d);
+  if (d === 'f64') throw new UnsupportedDType(d);
   return d;
 }
 
@@ -83,8 +84,8 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArgs: number[], n
     const core = coreAt.get(id);
     if (core) {
       if (core.coords.length !== coords.length || core.coords.some((c, i) => c !== coords[i])) throw new FusionMismatch(id);
-      // f16 sums, products and dot products accumulate in f32
-      return type === 'f16' && core.wide ? cast(stage(core.stage, 'f32'), 'f16') : stage(core.stage, type);
+      // f16/bf16 sums, products and dot products accumulate in f32
+      return isHalf(type) && core.wide ? cast(stage(core.stage, 'f32'), type) : stage(core.stage, type);
     }
     const x = (k: number, c: Expr[] = coords) => at(p.inputs[k]!, c);
     const inShape = (k: number) => node(p.inputs[k]!).aval.shape;
@@ -185,7 +186,7 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArgs: number[], n
     const stages: Stage[] = grp.core.map((id, k) => {
       const r = node(id) as PrimNode;
       const fn = REDUCE_FN[r.prim]!;
-      const wide = typeOf(id) === 'f16' && (fn === 'sum' || fn === 'prod');
+      const wide = isHalf(typeOf(id)) && (fn === 'sum' || fn === 'prod');
       const body = wide ? cast(at(r.inputs[0]!, full), 'f32') : at(r.inputs[0]!, full);
       coreAt.set(id, { coords: o, stage: k, wide });
       return { fn, body, type: fn === 'argmax' || fn === 'argmin' ? 'i32' : wide ? 'f32' : typeOf(id) };
@@ -227,7 +228,7 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArgs: number[], n
     const batch = sizeOf(batchShape);
     const bc = delinearize(variable('batch', [0, batch - 1]), batchShape);
     const [i, j, k] = [variable('i', [0, m - 1]), variable('j', [0, n - 1]), variable('k', [0, kk - 1])];
-    const accType = typeOf(dot.id) === 'f16' ? 'f32' : typeOf(dot.id);
+    const accType = isHalf(typeOf(dot.id)) ? 'f32' : typeOf(dot.id);
     const a = cast(at(dot.inputs[0]!, [...bc, i, k]), accType);
     const b = cast(at(dot.inputs[1]!, [...bc, k, j]), accType);
     const coords = [...bc, i, j];
