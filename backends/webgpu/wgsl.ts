@@ -277,6 +277,18 @@ function kernelExprs(k: Kernel): Expr[] {
   return topoOrder(roots);
 }
 
+/** The epilogue of both matmul variants: each thread stores its R×R accumulators (row i, column j). */
+function matmulStores(r: Renderer, s: Scope, k: Extract<Kernel, { kind: 'matmul' }>, R: number, i: string, j: string): void {
+  s.line(`for (var r = 0; r < ${R}; r++) {`);
+  s.line(`  for (var c = 0; c < ${R}; c++) {`);
+  s.line(`    let i = ${i}; let j = ${j};`);
+  s.line(`    if (i < ${k.m} && j < ${k.n}) {`);
+  s.line(`      let s0 = acc[r][c];`);
+  const se = new Scope(r, s, '      ');
+  k.stores.forEach((st) => se.store(st));
+  s.lines.push(...se.lines, '    }', '  }', '}');
+}
+
 export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
   // WGSL has no bfloat16 type (the webgpu backend refuses bf16 tensors before planning; this guards direct use)
   if (kernel.args.some((a) => a.type === 'bf16') || kernelExprs(kernel).some((e) => e.type === 'bf16')) {
@@ -376,14 +388,7 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
     s.line(`  for (var r = 0; r < ${R}; r++) { ar[r] = load_a(batch, ii[r], k); br[r] = load_b(batch, k, jj[r]); }`);
     s.line(`  for (var r = 0; r < ${R}; r++) { for (var c = 0; c < ${R}; c++) { acc[r][c] += ar[r] * br[c]; } }`);
     s.line(`}`);
-    s.line(`for (var r = 0; r < ${R}; r++) {`);
-    s.line(`  for (var c = 0; c < ${R}; c++) {`);
-    s.line(`    let i = i0 + r; let j = j0 + c;`);
-    s.line(`    if (i < ${k.m} && j < ${k.n}) {`);
-    s.line(`      let s0 = acc[r][c];`);
-    const se = new Scope(r, s, '      ');
-    k.stores.forEach((st) => se.store(st));
-    s.lines.push(...se.lines, '    }', '  }', '}');
+    matmulStores(r, s, k, R, 'i0 + r', 'j0 + c');
     body.push(
       `@compute @workgroup_size(${TW}, ${TW})`,
       `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`,
@@ -429,14 +434,7 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
     s.line(`  }`);
     s.line(`  workgroupBarrier();`);
     s.line(`}`);
-    s.line(`for (var r = 0; r < ${R}; r++) {`);
-    s.line(`  for (var c = 0; c < ${R}; c++) {`);
-    s.line(`    let i = i0 + i32(ly) * ${R} + r; let j = j0 + i32(lx) * ${R} + c;`);
-    s.line(`    if (i < ${k.m} && j < ${k.n}) {`);
-    s.line(`      let s0 = acc[r][c];`);
-    const se = new Scope(r, s, '      ');
-    k.stores.forEach((st) => se.store(st));
-    s.lines.push(...se.lines, '    }', '  }', '}');
+    matmulStores(r, s, k, R, `i0 + i32(ly) * ${R} + r`, `j0 + i32(lx) * ${R} + c`);
     body.push(
       `@compute @workgroup_size(${wg})`,
       `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) l: u32, @builtin(local_invocation_id) lid: vec3<u32>) {`,
