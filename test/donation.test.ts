@@ -50,6 +50,17 @@ for (const backend of ['cpu', 'webgpu'] as const) {
       await tw.setBackend('cpu');
     });
 
+    it('scalars handed to users are their own (donating one leaves the others readable)', async () => {
+      await tw.setBackend(backend);
+      const a = tw.scalar(0), b = tw.scalar(0), c = tw.zeros([]);
+      const inc = tw.jit((s: tw.Tensor<'f32'>) => s.add(1), { donate: [0] });
+      expect(await inc(a).item()).toBe(1);
+      expect(await b.item()).toBe(0);
+      expect(await c.item()).toBe(0);
+      expect(await tw.add(tw.ones([2]), 0).data()).toEqual(new Float32Array([1, 1]));
+      await tw.setBackend('cpu');
+    });
+
     it('rejects a donated tensor passed twice', async () => {
       await tw.setBackend(backend);
       const f = tw.jit((a: tw.Tensor<'f32'>, b: tw.Tensor<'f32'>) => tw.add(a, b), { donate: [0] });

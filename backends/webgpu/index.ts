@@ -186,7 +186,10 @@ export class WebGpuBackend implements Backend {
   private run(plan: Plan, kernels: { pipeline: GPUComputePipeline; dispatch: [number, number, number] }[], consts: (GpuBuffer | undefined)[], inputs: GpuBuffer[], bindGroups: Map<string, GPUBindGroup>): DeviceBuffer[] {
     if (this.lost) throw new WebGpuError(`webgpu: the device was lost (${this.lost})`);
     const physical = plan.buffers.map((b) => (b.donor !== undefined ? inputs[b.donor]! : this.acquire(b.bytes)));
-    if (webgpuDebug.poison) for (const b of physical) this.gpu.queue.writeBuffer(b.buffer, 0, new Uint8Array(b.bytes).fill(0xff));
+    if (webgpuDebug.poison) {
+      // donated inputs still hold the values the plan reads
+      plan.buffers.forEach((b, i) => b.donor === undefined && this.gpu.queue.writeBuffer(physical[i]!.buffer, 0, new Uint8Array(physical[i]!.bytes).fill(0xff)));
+    }
     const bufferOfValue = (v: number): GpuBuffer => {
       const pv = plan.values[v]!;
       if (pv.kind === 'input') return inputs[pv.input]!;

@@ -2,7 +2,7 @@
 // The engine calls a rule only when some input tangent is non-null and the output is a float.
 
 import { isFloat } from '../../dsl/dtype.ts';
-import { scalar } from '../../dsl/ops/creation.ts';
+import { literal } from '../../dsl/ops/creation.ts';
 import { cast, cos, eq, exp, gt, log, neg, pow, sign, sin, where } from '../../dsl/ops/elementwise.ts';
 import { matmul } from '../../dsl/ops/linalg.ts';
 import { sum } from '../../dsl/ops/reduce.ts';
@@ -26,13 +26,13 @@ function scale(f: (x: Tensor, out: Tensor) => Tensor, safe = false): JvpRule<Pri
 
 function extremum([t]: (Tensor | null)[], [x]: Tensor[], out: Tensor, { axes }: { axes: number[] }): Tensor {
   const hit = eq(x!, unreduce(out, x!, axes));
-  const count = sum(where(hit, scalar(1, x!.dtype), 0) as F, axes); // in x's dtype: numbers alone would give f32
+  const count = sum(where(hit, literal(1, x!.dtype), 0) as F, axes); // in x's dtype: numbers alone would give f32
   return divT(sum(where(hit, t! as F, 0), axes), count);
 }
 
 function winner(ts: (Tensor | null)[], [a, b]: Tensor[], first: Tensor): Tensor {
   // in a's dtype: a where() of two plain numbers would be f32 and could not multiply an f64 tangent
-  const w = where(first as Tensor<'bool'>, scalar(1, a!.dtype), where(eq(a!, b!), scalar(0.5, a!.dtype), 0)) as Tensor;
+  const w = where(first as Tensor<'bool'>, literal(1, a!.dtype), where(eq(a!, b!), literal(0.5, a!.dtype), 0)) as Tensor;
   return addOpt(ts[0] ? mulT(ts[0], w) : null, ts[1] ? mulT(ts[1], subT(1, w)) : null)!;
 }
 

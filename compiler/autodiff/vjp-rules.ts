@@ -3,7 +3,7 @@
 // null means "no gradient flows" (integer operands, stop-gradient, piecewise-constant ops).
 
 import { isFloat } from '../../dsl/dtype.ts';
-import { scalar } from '../../dsl/ops/creation.ts';
+import { literal } from '../../dsl/ops/creation.ts';
 import { cast, cos, eq, exp, gt, log, neg, pow, sign, sin, where } from '../../dsl/ops/elementwise.ts';
 import { matmul } from '../../dsl/ops/linalg.ts';
 import { swapAxes, take, transpose } from '../../dsl/ops/shape.ts';
@@ -22,12 +22,12 @@ const none: VjpRule<Primitive> = (_ct, inputs) => inputs.map(() => null);
 function winnerWeight(a: Tensor, b: Tensor, pick: 'gt' | 'lt'): Tensor {
   const wins = pick === 'gt' ? gt(a, b) : gt(b, a);
   // built in a's dtype: a where() of two plain numbers would be f32 and could not multiply an f64 cotangent
-  return where(wins, scalar(1, a.dtype), where(eq(a, b), scalar(0.5, a.dtype), 0)) as Tensor;
+  return where(wins, literal(1, a.dtype), where(eq(a, b), literal(0.5, a.dtype), 0)) as Tensor;
 }
 
 function reduceExtremum(ct: Tensor, [x]: Tensor[], out: Tensor, { axes }: { axes: number[] }): Tensor[] {
   const hit = eq(x!, unreduce(out, x!, axes));
-  const count = unreduce(sum(where(hit, scalar(1, x!.dtype), 0) as F, axes), x!, axes); // in x's dtype (f64 too)
+  const count = unreduce(sum(where(hit, literal(1, x!.dtype), 0) as F, axes), x!, axes); // in x's dtype (f64 too)
   return [where(hit, divT(unreduce(ct, x!, axes), count) as F, 0)];
 }
 

@@ -130,7 +130,8 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
       join(n, grp);
       if (isOutput.has(n.id)) grp.extraOutputs.push(n.id);
     }
-    else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0) inlined.add(n.id);
+    // a node read by an alias must have a buffer for the alias to view, so it is never inlined
+    else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0 && !cs.some((c) => aliasOf.has(c))) inlined.add(n.id);
     else if (n.prim === 'reshape' && !isOutput.has(n.id)) aliasOf.set(n.id, n.inputs[0]!);
     else start(n);
   }

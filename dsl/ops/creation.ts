@@ -69,25 +69,34 @@ export function tensor<D extends DType = 'f32'>(data: NestedArray | HostArray, d
   return fromHost(host, { shape: shape ? checkShape('tensor', shape) : s, dtype: dt }) as Tensor<D>;
 }
 
-const scalarCache = new Map<string, Tensor>();
-
-/** A rank-0 tensor; small and cached, so literals in traced code cost nothing. */
+/** A rank-0 tensor of its own. */
 export function scalar<D extends DType = 'f32'>(value: number | boolean, dtype: D = 'f32' as D): Tensor<D> {
+  const host = hostArray(dtype, 1);
+  host[0] = Number(value);
+  return fromHost(host, { shape: [], dtype }) as Tensor<D>;
+}
+
+const literalCache = new Map<string, Tensor>();
+
+/**
+ * A shared rank-0 constant for numbers used inside ops (weak scalars such as the 2 in `x.mul(2)`), cached so
+ * that literals in traced code cost nothing. Never handed to users, who could donate it.
+ */
+export function literal<D extends DType>(value: number | boolean, dtype: D): Tensor<D> {
   const v = Number(value);
   const key = `${backend().name}|${dtype}|${Object.is(v, -0) ? '-0' : v}`;
-  let t = scalarCache.get(key);
+  let t = literalCache.get(key);
   if (!t) {
-    if (scalarCache.size > 4096) scalarCache.clear();
-    const host = hostArray(dtype, 1);
-    host[0] = v;
-    t = fromHost(host, { shape: [], dtype });
-    scalarCache.set(key, t);
+    if (literalCache.size > 4096) literalCache.clear();
+    t = scalar(v, dtype);
+    literalCache.set(key, t);
   }
   return t as Tensor<D>;
 }
 
 export function full<D extends DType = 'f32'>(shape: readonly number[], value: number | boolean, dtype: D = 'f32' as D): Tensor<D> {
-  return broadcastTo(scalar(value, dtype), checkShape('full', shape));
+  const s = checkShape('full', shape);
+  return s.length ? broadcastTo(literal(value, dtype), s) : scalar(value, dtype);
 }
 export function zeros<D extends DType = 'f32'>(shape: readonly number[], dtype: D = 'f32' as D): Tensor<D> {
   return full(shape, 0, dtype);

@@ -7,7 +7,7 @@ import type { Primitive } from '../primitives.ts';
 import { broadcastShapes, fmtAVal, shapeEq } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
 import { bind } from '../trace.ts';
-import { scalar } from './creation.ts';
+import { literal } from './creation.ts';
 import { broadcastTo } from './shape.ts';
 
 type Operand<D extends DType> = Tensor<D> | number;
@@ -16,7 +16,7 @@ type Operand<D extends DType> = Tensor<D> | number;
 export function align(op: string, ...xs: Operand<DType>[]): Tensor[] {
   const like = xs.find((x): x is Tensor => x instanceof Tensor);
   const dtype: DType = like?.dtype ?? 'f32';
-  const ts = xs.map((x) => (x instanceof Tensor ? x : scalar(x, dtype)));
+  const ts = xs.map((x) => (x instanceof Tensor ? x : literal(x, dtype)));
   for (const t of ts) {
     if (t.dtype !== dtype) throw new DTypeError(`${op}: dtype mismatch ${fmtAVal(like!.aval)} vs ${fmtAVal(t.aval)}; cast one operand first`);
   }
