@@ -3,6 +3,7 @@
 
 import './backends/cpu/index.ts';
 import './backends/webgpu/index.ts';
+import './backends/cuda/index.ts';
 import { BackendUnavailableError, setBackend } from './dsl/backend.ts';
 import { TwinflowError } from './dsl/errors.ts';
 

@@ -18,9 +18,14 @@ describe('setBackend', () => {
   });
 
   it("'auto' takes the first of cuda, webgpu, cpu that runs here and says why it skipped the others", async () => {
+    const cuda = await tw.setBackend('cuda').then(() => true, () => false);
     const webgpu = await tw.setBackend('webgpu').then(() => true, () => false);
     const got = await tw.setBackend('auto');
-    // cuda is not part of this build yet; webgpu runs where a Vulkan driver (lavapipe) is installed
+    // cuda needs an NVIDIA driver and GPU; webgpu runs where a Vulkan driver (lavapipe) is installed
+    if (cuda) {
+      expect(got).toEqual({ name: 'cuda', reason: 'auto: first choice' });
+      return;
+    }
     expect(got.name).toBe(webgpu ? 'webgpu' : 'cpu');
     // Tried in order cuda, webgpu; each skip carries its own reason (not the caller's location).
     expect(got.reason).toMatch(webgpu ? /^auto: cuda unavailable \(.+\)$/ : /^auto: cuda unavailable \(.+\); webgpu unavailable \(.+\)$/);

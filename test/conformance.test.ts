@@ -4,94 +4,32 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
+import { cudaDebug, cudaInstance } from '../backends/cuda/index.ts';
 import { webgpuDebug, webgpuInstance } from '../backends/webgpu/index.ts';
-import { roundF16 } from '../dsl/float-formats.ts';
-import { type Case, cases, type InputSpec } from './conformance/cases.ts';
+import { casesFor, type Float, runCase } from './conformance/harness.ts';
 
-/** Per-dtype tolerance: |got - ref| <= rtol·|ref| + atol·max(1, max|ref|). */
-const TOL = { f32: { rtol: 1e-5, atol: 1e-5 }, f16: { rtol: 1e-2, atol: 1e-2 } };
-type Float = keyof typeof TOL;
-
-/** The cases also run in f16 (storage f16, accumulation f32) where the backend has it. */
-const F16_CASES = new Set(['exp', 'tanh', 'sigmoid', 'add broadcast', 'mul broadcast', 'sum over rows', 'softmax rows', 'layerNorm with affine', 'matmul 2-D ragged', 'gelu(x @ W + b)', 'attention with key mask']);
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-const seedOf = (name: string) => [...name].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619), 2166136261);
-
-type HostInput = { spec: InputSpec; data: Float64Array };
-
-function makeInputs(c: Case, float: Float): HostInput[] {
-  const round = float === 'f16' ? roundF16 : Math.fround;
-  const r = rng(seedOf(c.name));
-  return c.inputs.map((spec) => {
-    const n = spec.shape.reduce((a, b) => a * b, 1);
-    const [lo, hi] = spec.range ?? (spec.dtype === 'bool' ? [0, 2] : [-2, 2]);
-    const data = Float64Array.from({ length: n }, () => {
-      const v = lo + (hi - lo) * r();
-      return spec.dtype && spec.dtype !== 'float' ? Math.floor(v) : round(v);
-    });
-    return { spec, data };
-  });
-}
-
-function toTensors(inputs: HostInput[], float: 'f64' | Float): tw.Tensor[] {
-  return inputs.map(({ spec, data }) => {
-    const dtype = !spec.dtype || spec.dtype === 'float' ? float : spec.dtype;
-    return tw.tensor(data, dtype, spec.shape);
-  });
-}
-
-async function values(out: tw.Tensor | tw.Tensor[]): Promise<{ dtype: string; shape: readonly number[]; data: number[] }[]> {
-  const list = Array.isArray(out) ? out : [out];
-  return Promise.all(list.map(async (t) => ({ dtype: t.dtype, shape: t.shape, data: Array.from((await t.data()) as ArrayLike<number>) })));
-}
-
-function compare(name: string, float: Float, got: Awaited<ReturnType<typeof values>>, ref: Awaited<ReturnType<typeof values>>): void {
-  expect(got.length, `${name}: output count`).toBe(ref.length);
-  got.forEach((g, k) => {
-    const r = ref[k]!;
-    expect(g.shape, `${name}: output ${k} shape`).toEqual(r.shape);
-    if (r.dtype !== 'f64') {
-      expect(g.data, `${name}: output ${k} (${g.dtype}) must match exactly`).toEqual(r.data);
-      return;
-    }
-    const scale = Math.max(1, ...r.data.map((v) => (Number.isFinite(v) ? Math.abs(v) : 0)));
-    r.data.forEach((want, i) => {
-      const have = g.data[i]!;
-      if (Number.isNaN(want) || !Number.isFinite(want)) {
-        expect(Object.is(have, want) || (Number.isNaN(have) && Number.isNaN(want)), `${name}[${k}][${i}]: ${have} vs ${want}`).toBe(true);
-        return;
-      }
-      const err = Math.abs(have - want);
-      const tol = TOL[float].rtol * Math.abs(want) + TOL[float].atol * scale;
-      if (!(err <= tol)) expect.fail(`${name}: output ${k}[${i}] = ${have}, oracle ${want} (error ${err.toExponential(2)} > ${tol.toExponential(2)})`);
-    });
-  });
-}
-
-const targets = [
+const targets: { name: tw.BackendName; float: Float; label: string }[] = [
   { name: 'cpu', float: 'f32', label: 'cpu (float32)' },
   { name: 'webgpu', float: 'f32', label: 'webgpu' },
+  { name: 'cuda', float: 'f32', label: 'cuda' },
   { name: 'cpu', float: 'f16', label: 'cpu (float16)' },
   { name: 'webgpu', float: 'f16', label: 'webgpu (float16)' },
-] as const;
+  { name: 'cuda', float: 'f16', label: 'cuda (float16)' },
+  { name: 'cpu', float: 'bf16', label: 'cpu (bfloat16)' },
+  { name: 'cuda', float: 'bf16', label: 'cuda (bfloat16)' },
+];
+
+/** Live device buffers of a GPU backend (for the no-growth check). */
+const liveBuffers = (name: tw.BackendName) => (name === 'cuda' ? cudaInstance()!.stats().liveBuffers : webgpuInstance()!.stats().liveBuffers);
 
 for (const target of targets) {
   let reason: string | undefined;
   try {
     await tw.setBackend(target.name);
     if (target.name === 'webgpu' && target.float === 'f16' && !webgpuInstance()!.hasF16) reason = 'the adapter has no shader-f16';
+    if (target.name === 'webgpu' && target.float === 'bf16') reason = 'WGSL has no bf16';
   } catch (e) {
-    reason = (e as Error).message;
+    reason = e instanceof tw.TwinflowError ? e.detail : (e as Error).message;
   } finally {
     await tw.setBackend('cpu');
   }
@@ -100,27 +38,21 @@ for (const target of targets) {
   describe.skipIf(reason !== undefined)(`conformance on ${target.label}`, () => {
     beforeAll(() => {
       webgpuDebug.poison = true;
+      cudaDebug.poison = true;
     });
     afterAll(async () => {
       webgpuDebug.poison = false;
+      cudaDebug.poison = false;
       await tw.setBackend('cpu');
     });
 
-    for (const c of cases.filter((k) => target.float === 'f32' || F16_CASES.has(k.name))) {
+    for (const c of casesFor(target.float)) {
       it(c.name, async () => {
-        const inputs = makeInputs(c, target.float);
-        await tw.setBackend('cpu');
-        const ref = await values(c.fn(...toTensors(inputs, 'f64')));
-        await tw.setBackend(target.name);
-        const xs = toTensors(inputs, target.float);
-        compare(`${c.name} (eager)`, target.float, await values(c.fn(...xs)), ref);
-        const jitted = tw.jit(c.fn);
-        compare(`${c.name} (jit)`, target.float, await values(jitted(...xs)), ref);
-        if (c.kernels !== undefined) expect(tw.explain(c.fn, ...xs).kernels.length, `${c.name}: kernels after fusion`).toBe(c.kernels);
+        expect(await runCase(c, target.name, target.float)).toEqual([]);
       });
     }
 
-    it.skipIf(target.name !== 'webgpu' || target.float !== 'f32')('a jitted training step reruns with no recompilation and no growth in live buffers', async () => {
+    it.skipIf(target.name === 'cpu' || target.float !== 'f32')('a jitted training step reruns with no recompilation and no growth in live buffers', async () => {
       await tw.setBackend(target.name);
       const k = tw.random.split(tw.random.key(1), 3);
       const x = tw.random.normal(k[0]!, [32, 4]);
@@ -136,7 +68,7 @@ for (const target of targets) {
         await (await step(p)).l.data();
         gc?.();
         await new Promise((r) => setTimeout(r, 10));
-        return webgpuInstance()!.stats().liveBuffers;
+        return liveBuffers(target.name);
       };
       for (let i = 0; i < 5; i++) ({ p } = step(p));
       const early = await settle();

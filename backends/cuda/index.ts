@@ -1,0 +1,372 @@
+// The CUDA backend: plans from the compiler, CUDA C from the renderer, PTX from NVRTC, run through the driver
+// API (koffi, no native build step). All kernels of a plan that are not compiled yet go into one NVRTC call
+// and one module; functions are cached by kernel key. Device memory is pooled by size class, everything runs
+// on one stream in order, so a buffer returned to the pool can be reused by the next launch at once; reading
+// data back is the only wait.
+
+import { buildPlan, type Plan } from '../../compiler/plan.ts';
+import type { ScalarType } from '../../compiler/kernel-ir/expr.ts';
+import type { Kernel } from '../../compiler/kernel-ir/kernel.ts';
+import { type Backend, BackendUnavailableError, type DeviceBuffer, type Executable, registerBackend } from '../../dsl/backend.ts';
+import { type DType, type HostArray, hostArray } from '../../dsl/dtype.ts';
+import { TwinflowError } from '../../dsl/errors.ts';
+import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../../dsl/float-formats.ts';
+import type { Graph } from '../../dsl/graph.ts';
+import { type AVal, sizeOf } from '../../dsl/shape.ts';
+import { bufferOf } from '../../dsl/trace.ts';
+import { type CudaCaps, cudaModuleSource, type RenderedCuda, renderCuda } from './cuda-c.ts';
+import { type CudaDevice, CudaDriver, type DevicePtr } from './driver.ts';
+import { nodeModule } from './ffi.ts';
+import { compileToPtx, nvrtc, NvrtcError } from './nvrtc.ts';
+
+export class CudaError extends TwinflowError {}
+
+/** A pooled device allocation; `bytes` is its size class. */
+export interface CudaBuffer {
+  ptr: DevicePtr;
+  bytes: number;
+}
+
+/** Bytes per element in device memory: f16/bf16 as 16-bit patterns, bool as one byte. */
+export const cudaBytesPer = (t: ScalarType): number => (t === 'f16' || t === 'bf16' ? 2 : t === 'bool' ? 1 : 4);
+
+export interface CudaOptions {
+  /** f32 matmuls on tensor cores with TF32 inputs (as torch.backends.cuda.matmul.allow_tf32). Default off, or TWINFLOW_CUDA_TF32=1. */
+  tf32: boolean;
+}
+
+/** Test hooks: poison fills every buffer a plan writes with 0xff bytes first (NaN for floats), so unwritten elements show. */
+export const cudaDebug = { poison: false };
+
+function checkDType(d: DType): void {
+  if (d === 'f64') throw new CudaError("cuda: f64 is not supported (it is the cpu oracle's type); cast to f32 first");
+}
+
+/** 'sm_90', 'compute_90', '90' or '9.0' as the number 90. */
+export function parseArch(s: string): number {
+  const m = /^(?:sm_|compute_)?(\d+)(?:\.(\d))?a?$/.exec(s.trim());
+  if (!m) throw new CudaError(`cuda: cannot read the architecture '${s}' (expected e.g. sm_90, compute_90, 90 or 9.0)`);
+  return m[2] !== undefined ? Number(m[1]) * 10 + Number(m[2]) : Number(m[1]);
+}
+
+interface CompiledKernel {
+  fn: unknown;
+  rendered: RenderedCuda;
+  kernel: Kernel;
+}
+
+/** Renders the plan's kernels that `have` lacks and compiles them as one module; returns the new ones by key. */
+function compileKernels(
+  plan: Plan,
+  caps: CudaCaps,
+  have: (key: string) => boolean,
+  load: (ptx: string, source: string) => (entry: string) => unknown,
+): Map<string, CompiledKernel> {
+  const fresh = new Map<string, { rendered: RenderedCuda; kernel: Kernel }>();
+  for (const s of plan.steps) {
+    const key = kernelCacheKey(s.key, s.kernel, caps);
+    if (have(key) || fresh.has(key)) continue;
+    const rendered = renderCuda(s.kernel, caps, s.key);
+    dumpKernel(s.kernel.name, rendered);
+    fresh.set(key, { rendered, kernel: s.kernel });
+  }
+  const out = new Map<string, CompiledKernel>();
+  if (!fresh.size) return out;
+  // entries are named by kernel hash: equal kernels under different keys (caps) share text, so dedupe by entry
+  const texts = new Map<string, string>();
+  for (const { rendered } of fresh.values()) texts.set(rendered.entry, rendered.kernel);
+  const source = cudaModuleSource([...texts.values()]);
+  let ptx: string;
+  try {
+    ptx = compileToPtx(source, caps.arch, 'twinflow_plan.cu').ptx;
+  } catch (e) {
+    if (e instanceof NvrtcError) throw new CudaError(e.message);
+    throw e;
+  }
+  const getFn = load(ptx, source);
+  for (const [key, { rendered, kernel }] of fresh) out.set(key, { fn: getFn(rendered.entry), rendered, kernel });
+  return out;
+}
+
+/** Functions are cached per kernel and per option that changes its code (TF32 only affects f32 matmuls). */
+function kernelCacheKey(key: string, k: Kernel, caps: CudaCaps): string {
+  return k.kind === 'matmul' && caps.tf32 ? `${key}|tf32` : key;
+}
+
+export interface CompiledForArch {
+  plan: Plan;
+  /** The module's source (every kernel of the plan) and its PTX. */
+  source: string;
+  ptx: string;
+  arch: number;
+  kernels: RenderedCuda[];
+}
+
+/**
+ * Compile-only use (no GPU needed, only NVRTC): plans the graph, renders every kernel and compiles them to PTX
+ * for `arch` (default: $TWINFLOW_CUDA_ARCH, else sm_90).
+ */
+export function compileForArch(g: Graph, opts: { arch?: string | number; tf32?: boolean } = {}): CompiledForArch {
+  for (const n of g.nodes) checkDType(n.aval.dtype);
+  const archOpt = opts.arch ?? process.env.TWINFLOW_CUDA_ARCH ?? 'sm_90';
+  const arch = typeof archOpt === 'number' ? archOpt : parseArch(archOpt);
+  const caps: CudaCaps = { arch, tf32: opts.tf32 ?? false };
+  const plan = buildPlan(g, { bytesPer: cudaBytesPer });
+  const kernels = plan.steps.map((s) => renderCuda(s.kernel, caps, s.key));
+  const texts = new Map(kernels.map((r) => [r.entry, r.kernel]));
+  const source = cudaModuleSource([...texts.values()]);
+  try {
+    const { ptx, arch: target } = compileToPtx(source, arch, 'twinflow_plan.cu');
+    return { plan, source, ptx, arch: target, kernels };
+  } catch (e) {
+    if (e instanceof NvrtcError) throw new CudaError(e.message);
+    throw e;
+  }
+}
+
+export class CudaBackend implements Backend {
+  readonly name = 'cuda' as const;
+  readonly device: string;
+  readonly options: CudaOptions = { tf32: process.env.TWINFLOW_CUDA_TF32 === '1' };
+  private readonly pool = new Map<number, DevicePtr[]>();
+  private readonly functions = new Map<string, CompiledKernel>();
+  private readonly modules: unknown[] = [];
+  /** Device allocations made and not freed (in use or pooled). */
+  liveBuffers = 0;
+  private readonly finalizer = new FinalizationRegistry<CudaBuffer>((b) => this.release(b));
+  /** Names of the kernels of the last plan run, for errors that surface at the next wait. */
+  private lastRun: string[] = [];
+
+  constructor(readonly driver: CudaDevice) {
+    instance = this;
+    const p = driver.props;
+    const nv = nvrtc();
+    this.device = `cuda (${p.name}, sm_${p.arch}, ${p.multiprocessors} SMs, driver ${Math.floor(p.driverVersion / 1000)}.${(p.driverVersion % 1000) / 10}, NVRTC ${nv.version.join('.')})`;
+  }
+
+  get caps(): CudaCaps {
+    return { arch: this.driver.props.arch, tf32: this.options.tf32 };
+  }
+
+  private sizeClass(bytes: number): number {
+    const b = Math.max(256, bytes);
+    return b <= 1 << 20 ? Math.ceil(b / 256) * 256 : Math.ceil(b / (1 << 20)) * (1 << 20);
+  }
+
+  private acquire(bytes: number): CudaBuffer {
+    const size = this.sizeClass(bytes);
+    const free = this.pool.get(size);
+    const ptr = free?.pop();
+    if (ptr !== undefined) return { ptr, bytes: size };
+    let p: DevicePtr;
+    try {
+      p = this.driver.alloc(size);
+    } catch (e) {
+      // out of memory: give the pool back to the driver once, then retry
+      if (!this.trim()) throw new CudaError((e as Error).message);
+      try {
+        p = this.driver.alloc(size);
+      } catch (e2) {
+        throw new CudaError((e2 as Error).message);
+      }
+    }
+    this.liveBuffers++;
+    return { ptr: p, bytes: size };
+  }
+
+  private release(b: CudaBuffer): void {
+    const list = this.pool.get(b.bytes) ?? [];
+    list.push(b.ptr);
+    this.pool.set(b.bytes, list);
+  }
+
+  /** Frees every pooled allocation (after the stream drains: queued kernels may still use them). Returns whether any was freed. */
+  trim(): boolean {
+    let freed = false;
+    this.driver.synchronize();
+    for (const [, list] of this.pool) {
+      for (const p of list.splice(0)) {
+        this.driver.free(p);
+        this.liveBuffers--;
+        freed = true;
+      }
+    }
+    return freed;
+  }
+
+  adopt(owner: object, b: DeviceBuffer): void {
+    this.finalizer.register(owner, b as CudaBuffer, owner);
+  }
+  /** A donated tensor's buffer now belongs to the plan that consumed it. */
+  disown(owner: object): void {
+    this.finalizer.unregister(owner);
+  }
+
+  upload(data: HostArray, aval: AVal): DeviceBuffer {
+    checkDType(aval.dtype);
+    const bytes = toDeviceBytes(data, aval.dtype);
+    const b = this.acquire(bytes.byteLength);
+    this.driver.upload(b.ptr, bytes);
+    return b;
+  }
+
+  async read(buffer: DeviceBuffer, aval: AVal): Promise<HostArray> {
+    const b = buffer as CudaBuffer;
+    const n = sizeOf(aval.shape);
+    if (n === 0) return hostArray(aval.dtype, 0);
+    const raw = new Uint8Array(n * cudaBytesPer(aval.dtype as ScalarType));
+    try {
+      this.driver.download(raw, b.ptr);
+    } catch (e) {
+      throw new CudaError(`${(e as Error).message}${this.lastRun.length ? ` (while running kernels ${this.lastRun.join(', ')})` : ''}`);
+    }
+    return fromDeviceBytes(raw.buffer, n, aval.dtype);
+  }
+
+  /** Waits for all queued work (benchmarks). */
+  synchronize(): void {
+    this.driver.synchronize();
+  }
+
+  /** `donated`: graph inputs whose buffers the plan may overwrite in place (jit's donate option). */
+  compile(g: Graph, opts: { donated?: ReadonlySet<number> } = {}): Executable {
+    for (const n of g.nodes) checkDType(n.aval.dtype);
+    const plan = buildPlan(g, { bytesPer: cudaBytesPer, donated: opts.donated });
+    const caps = this.caps;
+    const fresh = compileKernels(plan, caps, (k) => this.functions.has(k), (ptx, source) => {
+      let mod: unknown;
+      try {
+        mod = this.driver.loadModule(ptx, 'twinflow_plan.cu', source);
+      } catch (e) {
+        throw new CudaError(`${(e as Error).message}\n--- source ---\n${source}`);
+      }
+      this.modules.push(mod);
+      return (entry) => this.driver.getFunction(mod, entry);
+    });
+    for (const [k, v] of fresh) this.functions.set(k, v);
+    const kernels = plan.steps.map((s) => this.functions.get(kernelCacheKey(s.key, s.kernel, caps))!);
+    const consts = plan.values.map((v) => (v.kind === 'const' ? (bufferOf(v.tensor, this) as CudaBuffer) : undefined));
+    return { run: (inputs) => this.run(plan, kernels, consts, inputs as CudaBuffer[]) };
+  }
+
+  private run(plan: Plan, kernels: CompiledKernel[], consts: (CudaBuffer | undefined)[], inputs: CudaBuffer[]): DeviceBuffer[] {
+    const physical = plan.buffers.map((b) => (b.donor !== undefined ? inputs[b.donor]! : this.acquire(b.bytes)));
+    // (a donated input still holds the values the plan reads)
+    if (cudaDebug.poison) physical.forEach((b, i) => plan.buffers[i]!.donor === undefined && this.driver.fill(b.ptr, 0xff, b.bytes));
+    const bufferOfValue = (v: number): CudaBuffer => {
+      const pv = plan.values[v]!;
+      if (pv.kind === 'input') return inputs[pv.input]!;
+      if (pv.kind === 'const') return consts[v]!;
+      return physical[plan.bufferOf[v]!]!;
+    };
+    this.lastRun = kernels.map((k) => k.rendered.entry);
+    plan.steps.forEach((s, i) => {
+      const { fn, rendered } = kernels[i]!;
+      if (rendered.grid.some((d) => d === 0)) return; // nothing to compute (an empty axis)
+      try {
+        this.driver.launch(fn, rendered.grid, rendered.block, s.args.map((v) => bufferOfValue(v).ptr), `${s.kernel.name} = ${rendered.entry}`);
+      } catch (e) {
+        throw new CudaError(`${(e as Error).message}\n--- source ---\n${rendered.code}`);
+      }
+    });
+    // Outputs that are inputs, constants or repeated get a copy of their own: every output owns its buffer.
+    const owned = new Set<number>();
+    const outs = plan.outputs.map((v) => {
+      const pv = plan.values[v]!;
+      if (pv.kind === 'computed' && !owned.has(v)) {
+        owned.add(v);
+        return physical[plan.bufferOf[v]!]!;
+      }
+      const src = bufferOfValue(v);
+      const dst = this.acquire(src.bytes);
+      this.driver.copy(dst.ptr, src.ptr, Math.min(src.bytes, dst.bytes));
+      return dst;
+    });
+    // Temporaries (and donated inputs no output took) go back to the pool now: later work on the stream runs after this.
+    plan.buffers.forEach((b, i) => {
+      if (!b.output) this.release(physical[i]!);
+    });
+    return outs;
+  }
+
+  /** Milliseconds of GPU time for `iters` calls of `fn` (CUDA events around them on the stream). */
+  time(fn: () => void, iters = 1): number {
+    const d = this.driver;
+    const [a, b] = [d.createEvent(), d.createEvent()];
+    try {
+      d.record(a);
+      for (let i = 0; i < iters; i++) fn();
+      d.record(b);
+      return d.elapsed(a, b) / iters;
+    } finally {
+      d.destroyEvent(a);
+      d.destroyEvent(b);
+    }
+  }
+
+  stats(): { liveBuffers: number; pooled: number; kernels: number; modules: number } {
+    let pooled = 0;
+    for (const l of this.pool.values()) pooled += l.length;
+    return { liveBuffers: this.liveBuffers, pooled, kernels: this.functions.size, modules: this.modules.length };
+  }
+
+  /** The rendered kernels compiled so far (for inspection and benchmarks). */
+  compiledKernels(): { kernel: Kernel; rendered: RenderedCuda }[] {
+    return [...this.functions.values()].map(({ kernel, rendered }) => ({ kernel, rendered }));
+  }
+}
+
+/** TWINFLOW_DUMP_KERNELS=1 prints every generated kernel to stderr; =DIR writes them to DIR/NAME-ENTRY.cu. */
+function dumpKernel(name: string, r: RenderedCuda): void {
+  const where = process.env.TWINFLOW_DUMP_KERNELS;
+  if (!where) return;
+  const text = `// ${name}: grid [${r.grid}] block [${r.block}]${r.path ? ` (${r.path})` : ''}\n${r.code}`;
+  if (where === '1') console.error(`// ---- ${name}\n${text}`);
+  else {
+    const fs = nodeModule<typeof import('node:fs')>('node:fs');
+    fs.mkdirSync(where, { recursive: true });
+    fs.writeFileSync(`${where}/${name}-${r.entry}.cu`, text);
+  }
+}
+
+function toDeviceBytes(data: HostArray, dtype: DType): Uint8Array {
+  const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  switch (dtype) {
+    case 'bool': return Uint8Array.from(data, (v) => (v ? 1 : 0));
+    case 'f16': return bytes(Uint16Array.from(data, (v) => f16Bits(v)));
+    case 'bf16': return bytes(Uint16Array.from(data, (v) => bf16Bits(v)));
+    case 'i32': return bytes(data instanceof Int32Array ? data : Int32Array.from(data));
+    case 'u32': return bytes(data instanceof Uint32Array ? data : Uint32Array.from(data));
+    default: return bytes(data instanceof Float32Array ? data : Float32Array.from(data));
+  }
+}
+
+function fromDeviceBytes(raw: ArrayBuffer, n: number, dtype: DType): HostArray {
+  switch (dtype) {
+    case 'bool': return new Uint8Array(raw, 0, n);
+    case 'f16': return Float32Array.from(new Uint16Array(raw, 0, n), f16FromBits);
+    case 'bf16': return Float32Array.from(new Uint16Array(raw, 0, n), bf16FromBits);
+    case 'i32': return new Int32Array(raw, 0, n);
+    case 'u32': return new Uint32Array(raw, 0, n);
+    default: return new Float32Array(raw, 0, n);
+  }
+}
+
+let instance: CudaBackend | undefined;
+/** The cuda backend last created (by setBackend; for tests and benchmarks). */
+export function cudaInstance(): CudaBackend | undefined {
+  return instance;
+}
+
+registerBackend({
+  name: 'cuda',
+  async create() {
+    try {
+      const driver = CudaDriver.open();
+      nvrtc(); // the backend compiles at run time: no NVRTC, no backend
+      return new CudaBackend(driver);
+    } catch (e) {
+      throw new BackendUnavailableError((e as Error).message);
+    }
+  },
+});

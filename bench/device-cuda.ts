@@ -1,0 +1,196 @@
+// Everything the GPU machine has to check, in one device call (it has no vitest and no npm): the conformance
+// suite on the cuda backend against the float64 cpu oracle (every case under jit in f32, f16 and bf16, with the
+// CUDA path cases; then eagerly while the time budget lasts), TF32 within its rounding, the jitted-step
+// buffer check, then the benchmark side by side with PyTorch (bench/torch_peer.py) as one markdown table.
+//
+//   ../shared/device/pack.sh bench/device-cuda.ts
+//   device: bash .device/run.sh device-cuda --out $OUT [--budget 330] [--only NAME,...] [--no-bench] [--no-eager]
+//
+// Prints one line per case (ok / FAIL with the differences) and a summary; exits 1 when anything failed.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import * as tw from '../index.ts';
+import { cudaDebug, cudaInstance } from '../backends/cuda/index.ts';
+import { nvrtc, ptxCacheDir } from '../backends/cuda/nvrtc.ts';
+import { casesFor, compare, type Float, makeInputs, runCase, toTensors, values } from '../test/conformance/harness.ts';
+import { CUDA_HALF_CASES, cudaCases } from '../test/conformance/cuda-cases.ts';
+import type { Case } from '../test/conformance/cases.ts';
+import { markdownTable, runCudaBench, runTorchPeer } from './cuda.ts';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+const args = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const budgetS = Number(opt('budget') ?? 330);
+const only = opt('only')?.split(',');
+const outDir = opt('out');
+const t0 = performance.now();
+const elapsed = () => (performance.now() - t0) / 1e3;
+const report: string[] = [];
+const say = (s: string) => {
+  console.log(s);
+  report.push(s);
+};
+
+let failed = 0, passed = 0;
+const failures: string[] = [];
+/** A sticky CUDA error (a kernel fault) poisons the context: later cases would all fail, so stop there. */
+let fatal: string | undefined;
+
+async function check(label: string, body: () => Promise<string[]>): Promise<void> {
+  if (fatal) return;
+  const t = performance.now();
+  let f: string[];
+  try {
+    f = await body();
+  } catch (e) {
+    const msg = (e as Error).message;
+    f = [`threw: ${msg.split('\n').slice(0, 12).join('\n    ')}`];
+    if (/CUDA_ERROR_(ILLEGAL_ADDRESS|LAUNCH_FAILED|MISALIGNED_ADDRESS|ILLEGAL_INSTRUCTION|HARDWARE_STACK_ERROR|UNKNOWN)/.test(msg)) fatal = `${label}: ${msg.split('\n')[0]}`;
+  }
+  const ms = (performance.now() - t).toFixed(0);
+  if (f.length) {
+    failed++;
+    failures.push(label);
+    say(`FAIL ${label} (${ms} ms)\n    ${f.join('\n    ')}`);
+  } else {
+    passed++;
+    say(`ok   ${label} (${ms} ms)`);
+  }
+}
+
+const selected = (c: Case) => !only || only.some((o) => c.name.includes(o));
+
+async function conformance(modes: ('eager' | 'jit')[], label: string, stopAt?: number): Promise<number> {
+  let skipped = 0;
+  for (const float of ['f32', 'f16', 'bf16'] as Float[]) {
+    const list = [...casesFor(float), ...cudaCases.filter((c) => float === 'f32' || CUDA_HALF_CASES.has(c.name))].filter(selected);
+    for (const c of list) {
+      if (stopAt !== undefined && elapsed() > stopAt) {
+        skipped++;
+        continue;
+      }
+      await check(`${c.name} [${float}, ${label}]`, () => runCase(c, 'cuda', float, modes));
+    }
+  }
+  return skipped;
+}
+
+async function main(): Promise<number> {
+  try {
+    await tw.setBackend('cuda');
+  } catch (e) {
+    say(`cuda backend unavailable: ${(e as Error).message}`);
+    return 2;
+  }
+  const be = cudaInstance()!;
+  const nv = nvrtc();
+  say(`device: ${be.device}`);
+  say(`NVRTC: ${nv.path} (${nv.version.join('.')}); PTX cache: ${ptxCacheDir() ?? 'off'}`);
+
+  // ---- 1. conformance under jit, every dtype, poisoned outputs
+  say(`\n## conformance (jit) against the float64 cpu oracle`);
+  cudaDebug.poison = true;
+  await conformance(['jit'], 'jit');
+  say(`(jit done at ${elapsed().toFixed(0)} s)`);
+
+  // ---- 2. TF32: tensor cores for f32 inputs, within TF32 rounding
+  await check('TF32 matmul within f16 tolerance of the oracle', async () => {
+    const c = cudaCases.find((k) => k.name === 'matmul: x @ W^T + b, batched')!;
+    const inputs = makeInputs(c, 'f32');
+    await tw.setBackend('cpu');
+    const ref = await values(c.fn(...toTensors(inputs, 'f64')));
+    await tw.setBackend('cuda');
+    be.options.tf32 = true;
+    try {
+      const got = await values(tw.jit(c.fn)(...toTensors(inputs, 'f32')));
+      const used = be.compiledKernels().some((k) => k.rendered.path === 'mma-tf32');
+      return [...compare('tf32', 'f16', got, ref), ...(used ? [] : ['no mma-tf32 kernel was compiled'])];
+    } finally {
+      be.options.tf32 = false;
+    }
+  });
+
+  // ---- 3. a jitted training step reruns without recompiling or growing device memory
+  await check('jitted step: no recompilation, no growth in live buffers', async () => {
+    const k = tw.random.split(tw.random.key(1), 3);
+    const x = tw.random.normal(k[0]!, [32, 4]);
+    const y = tw.sin(tw.sum(x, 1, true));
+    type P = { w: tw.Tensor<'f32'>; b: tw.Tensor<'f32'> };
+    const loss = (p: P) => tw.mean(tw.square(tw.sub(tw.tanh(tw.add(tw.matmul(x, p.w), p.b)), y)));
+    const step = tw.jit((p: P) => {
+      const [l, g] = tw.valueAndGrad(loss)(p);
+      return { l, p: tw.treeMap((a: tw.Tensor<'f32'>, d: tw.Tensor<'f32'>) => a.sub(d.mul(0.2)), p, g) as P };
+    });
+    let p: P = { w: tw.random.normal(k[1]!, [4, 1]), b: tw.zeros([1]) };
+    const settle = async () => {
+      await step(p).l.data();
+      gc();
+      await new Promise((r) => setTimeout(r, 10));
+      return be.stats().liveBuffers;
+    };
+    for (let i = 0; i < 5; i++) ({ p } = step(p));
+    const early = await settle();
+    let first = NaN, last = NaN;
+    for (let i = 0; i < 60; i++) {
+      const r = step(p);
+      if (i === 0) first = await r.l.item();
+      if (i === 59) last = await r.l.item();
+      p = r.p;
+    }
+    const late = await settle();
+    const out: string[] = [];
+    if (step.stats.misses !== 1) out.push(`${step.stats.misses} compilations`);
+    if (!(last < first)) out.push(`loss did not fall: ${first} -> ${last}`);
+    if (late > early + 4) out.push(`live buffers grew from ${early} to ${late}`);
+    return out;
+  });
+  cudaDebug.poison = false;
+
+  // ---- 4. benchmark with the PyTorch peer
+  if (!args.includes('--no-bench') && !fatal) {
+    say(`\n## benchmark (at ${elapsed().toFixed(0)} s)`);
+    try {
+      const rows = await runCudaBench({ only: opt('bench-only')?.split(','), log: say });
+      const peer = runTorchPeer(opt('bench-only')?.split(','));
+      if (peer.error) say(`PyTorch peer unavailable: ${peer.error}`);
+      for (const r of rows) r.torchMs = peer.ms[r.name];
+      const table = markdownTable(rows, peer.device);
+      say(`\n${table}\n`);
+      if (outDir) {
+        fs.mkdirSync(outDir, { recursive: true });
+        fs.writeFileSync(path.join(outDir, 'cuda-bench.md'), table + '\n');
+        fs.writeFileSync(path.join(outDir, 'cuda-bench.json'), JSON.stringify({ device: be.device, torch: peer.device, rows }, null, 2));
+      }
+    } catch (e) {
+      failed++;
+      failures.push('benchmark');
+      say(`FAIL benchmark: ${(e as Error).message.split('\n').slice(0, 8).join('\n    ')}`);
+    }
+  }
+
+  // ---- 5. eager conformance with what is left of the budget (every op compiled on its own)
+  if (!args.includes('--no-eager')) {
+    say(`\n## conformance (eager) while the budget lasts (${budgetS} s; now ${elapsed().toFixed(0)} s)`);
+    cudaDebug.poison = true;
+    const skipped = await conformance(['eager'], 'eager', budgetS);
+    cudaDebug.poison = false;
+    if (skipped) say(`(eager: ${skipped} case(s) not run, over the time budget)`);
+  }
+  return 0;
+}
+
+const code = await main();
+say(`\n${passed} passed, ${failed} failed in ${elapsed().toFixed(0)} s${failures.length ? `\nfailed: ${failures.join('; ')}` : ''}${fatal ? `\nstopped after a sticky CUDA error: ${fatal}\n(rerun with CUDA_LAUNCH_BLOCKING=1 and --only to find the kernel)` : ''}`);
+if (outDir) {
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'device-cuda.txt'), report.join('\n') + '\n');
+}
+process.exit(code || (failed ? 1 : 0));
