@@ -22,7 +22,7 @@ const gc = vm.runInNewContext('gc') as () => void;
 export interface BenchRow {
   name: string;
   shape: string;
-  metric: 'TFLOP/s' | 'GB/s';
+  metric: 'TFLOP/s' | 'GB/s' | 'host µs';
   /** flops or bytes per iteration */
   work: number;
   ms?: number;
@@ -157,6 +157,20 @@ export async function runCudaBench(opts: { only?: string[]; log?: (s: string) =>
     return { ms, check };
   });
 
+  // ---- host overhead: a jitted one-kernel call on 1M elements, timed on the host without waiting for the GPU
+  await row({ name: 'host overhead per launch', shape: '1 kernel, 2^20 f32', metric: 'host µs', work: 1 }, async () => {
+    const x = tw.random.uniform(k[2]!, [1 << 20]);
+    const f = tw.jit((u: tw.Tensor<'f32'>) => tw.add(tw.mul(u, 2), 1));
+    f(x);
+    be.synchronize();
+    const calls = 2000;
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) f(x);
+    const ms = (performance.now() - t0) / calls;
+    be.synchronize();
+    return { ms, note: 'target <= 10 µs per launch (PLATFORM.md: cuLaunchKernel alone ~4.7 µs)' };
+  });
+
   // ---- one MLP training step, f32 (TF32 off): gelu(x·W1 + b1)·W2, MSE loss, value and gradient, SGD update in place
   await row({ name: 'MLP train step', shape: `B${B} ${D}->${H}->${D} f32`, metric: 'TFLOP/s', work: 10 * B * D * H }, async () => {
     type P = { w1: tw.Tensor<'f32'>; b1: tw.Tensor<'f32'>; w2: tw.Tensor<'f32'> };
@@ -185,6 +199,7 @@ export async function runCudaBench(opts: { only?: string[]; log?: (s: string) =>
 
 function fmt(r: BenchRow): string {
   if (r.ms === undefined) return '';
+  if (r.metric === 'host µs') return `${(r.ms * 1e3).toFixed(1)} µs on the host`;
   const v = r.work / (r.ms / 1e3);
   return r.metric === 'TFLOP/s' ? `${(v / 1e12).toFixed(1)} TFLOP/s` : `${(v / 1e9).toFixed(0)} GB/s`;
 }
