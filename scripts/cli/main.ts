@@ -1,0 +1,158 @@
+// The `twinflow` command line: train, sample, eval (commander). User errors — bad flags, unknown data sets,
+// a checkpoint from another model, an unavailable backend — print one line and exit with code 2.
+
+import { existsSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import * as tw from '../../index.ts';
+import { evaluate, writeMetrics } from './eval.ts';
+import { objectiveConfig, problem } from './problem.ts';
+import { DATA_SETS, MODELS, OBJECTIVES, readJson, type RunConfig, runDirOf, runPaths, UsageError } from './runs.ts';
+import { samplePlot } from './sample.ts';
+import { train } from './train.ts';
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer.');
+  return n;
+};
+const nonNegativeInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer.');
+  return n;
+};
+const positiveNumber = (v: string) => {
+  const n = Number(v);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a positive number.');
+  return n;
+};
+/** λ as a number or a fraction ("1/3"). */
+const unitFraction = (v: string) => {
+  const [a, b = '1'] = v.split('/');
+  const n = Number(a) / Number(b);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('expected a number in [0, 1], e.g. 0.5 or 1/3.');
+  return n;
+};
+const nfeList = (v: string) => v.split(',').map((s) => {
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected positive integers separated by commas, e.g. 1,2,4.');
+  return n;
+});
+
+const backendOption = () => new Option('--backend <name>', 'cuda, webgpu or cpu; auto tries them in that order').choices(['auto', 'cpu', 'webgpu', 'cuda']).default('auto');
+
+/** Selects the backend and says which one and why (stderr). */
+async function useBackend(request: string): Promise<void> {
+  try {
+    await tw.setBackend(request as tw.BackendName | 'auto');
+  } catch (e) {
+    throw new UsageError(`--backend ${request}: ${e instanceof tw.TwinflowError ? e.detail : (e as Error).message}`);
+  }
+  const c = tw.backendChoice();
+  process.stderr.write(`backend: ${c.name} on ${c.device} (${c.reason})\n`);
+}
+
+/** Flags that define a run; on --resume, any given explicitly must match the checkpoint's. */
+const RUN_FLAGS = ['data', 'model', 'objective', 'lambda', 'hidden', 'batch', 'lr', 'seed'] as const;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's parsed options
+async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
+  const given = (k: string) => cmd.getOptionValueSource(k) === 'cli';
+  if (o.resume) {
+    const file = runPaths(o.out).config;
+    if (!existsSync(file)) throw new UsageError(`--resume: ${o.out} has no run to resume (no ${file})`);
+    const saved = await readJson<RunConfig>(file);
+    for (const k of RUN_FLAGS) {
+      if (given(k) && o[k] !== saved[k]) {
+        throw new UsageError(`--resume: ${o.out} holds a checkpoint of ${saved.objective} on ${saved.data} with ${saved.model}; --${k} ${o[k]} does not match its ${saved[k] ?? '(unset)'}`);
+      }
+    }
+    return { ...saved, steps: given('steps') ? o.steps : saved.steps };
+  }
+  if (!o.data) throw new UsageError(`missing --data (one of ${DATA_SETS.join(', ')})`);
+  if (o.lambda !== undefined && o.objective !== 'twinflow') throw new UsageError(`--lambda applies to --objective twinflow, not ${o.objective}`);
+  if (o.hidden !== undefined && o.model !== 'mlp') throw new UsageError(`--hidden sets the width of --model mlp, not ${o.model}`);
+  const run: RunConfig = {
+    data: o.data, model: o.model, objective: o.objective,
+    ...(o.objective === 'twinflow' ? { lambda: o.lambda ?? 0.5 } : {}),
+    ...(o.hidden !== undefined ? { hidden: o.hidden } : {}),
+    steps: o.steps, batch: o.batch ?? (o.data === 'mnist' ? 128 : 64), lr: o.lr ?? (o.data === 'mnist' ? 2e-4 : 3e-3), seed: o.seed,
+  };
+  problem(run); // checks data × model
+  objectiveConfig(run); // checks the batch against the slices
+  return run;
+}
+
+export function program(): Command {
+  const cli = new Command('twinflow')
+    .description('Train, sample and evaluate TwinFlow one-step generative models')
+    .exitOverride()
+    .configureOutput({ outputError: (s, write) => write(s.trimEnd().split('\n')[0]! + '\n') });
+
+  const trainCmd = cli.command('train').description('train a model; Ctrl-C saves a checkpoint and exits')
+    .addOption(new Option('--data <name>', 'data set').choices(DATA_SETS))
+    .addOption(new Option('--model <name>', 'backbone').choices(MODELS).default('mlp'))
+    .addOption(new Option('--objective <name>', 'training objective (fm: flow matching)').choices(OBJECTIVES).default('twinflow'))
+    .addOption(backendOption())
+    .option('--steps <n>', 'total training steps', positiveInt, 4000)
+    .option('--batch <n>', 'batch size (default: 64 for 2-D data, 128 for MNIST)', positiveInt)
+    .option('--lr <x>', 'AdamW learning rate (default: 3e-3 for 2-D data, 2e-4 for MNIST)', positiveNumber)
+    .option('--lambda <x>', "TwinFlow's balance λ: the batch share of the twin terms (default 1/2)", unitFraction)
+    .option('--hidden <n>', 'MLP width (default: 64 for 2-D data, 512 for MNIST)', positiveInt)
+    .option('--seed <n>', 'random seed', nonNegativeInt, 0)
+    .requiredOption('--out <dir>', 'run directory, e.g. runs/NAME')
+    .option('--resume', 'continue the run in --out from its checkpoint', false)
+    .option('--checkpoint-every <n>', 'steps between checkpoints', positiveInt, 500)
+    .option('--log-every <n>', 'steps between logged loss points', positiveInt, 50)
+    .action(async (o) => {
+      const run = await runConfigFor(trainCmd, o);
+      await useBackend(o.backend);
+      process.stderr.write(`training ${run.objective} on ${run.data} with ${run.model}: ${run.steps} steps of ${run.batch} → ${o.out}\n`);
+      const r = await train({ run, out: o.out, resume: o.resume, checkpointEvery: o.checkpointEvery, logEvery: o.logEvery, progress: process.stderr.isTTY ? 'bar' : 'lines' });
+      const paths = runPaths(o.out);
+      const rate = Number.isFinite(r.secPerStep) ? ` (${(1 / r.secPerStep).toFixed(1)} steps/s)` : '';
+      console.log(r.interrupted ? `interrupted at step ${r.step}; checkpoint saved (continue with --resume)` : `trained to step ${r.step}${rate}`);
+      console.log(`checkpoint: ${paths.checkpoint}\nloss curve: ${paths.lossPng}`);
+    });
+
+  cli.command('sample').description('draw samples from a checkpoint and plot them (PNG)')
+    .requiredOption('--ckpt <dir>', 'run directory (or its checkpoint/)')
+    .option('--nfe <n>', 'network evaluations per sample', positiveInt, 1)
+    .option('--prompt <text>', 'MNIST: the prompt for every digit, e.g. "a handwritten digit seven"')
+    .option('--out <png>', 'output PNG (default: RUN/samples-nfeN.png)')
+    .addOption(backendOption())
+    .action(async (o) => {
+      runDirOf(o.ckpt); // a missing checkpoint is reported before the backend starts
+      await useBackend(o.backend);
+      console.log(`samples: ${await samplePlot({ ckpt: o.ckpt, nfe: o.nfe, prompt: o.prompt, out: o.out })}`);
+    });
+
+  cli.command('eval').description('metric table of a checkpoint (markdown and JSON)')
+    .requiredOption('--ckpt <dir>', 'run directory (or its checkpoint/)')
+    .option('--nfe <list>', 'comma-separated NFE counts', nfeList, [1, 2, 4])
+    .option('--samples <n>', '2-D: samples per row', positiveInt, 4096)
+    .addOption(backendOption())
+    .action(async (o) => {
+      runDirOf(o.ckpt);
+      await useBackend(o.backend);
+      const result = await evaluate(o.ckpt, o.nfe, o.samples, (l) => process.stderr.write(`${l}\n`));
+      const { markdown, md, json } = await writeMetrics(o.ckpt, result);
+      console.log(`${markdown}\nmetrics: ${md}, ${json}`);
+    });
+  return cli;
+}
+
+/** Runs the CLI on arguments (without node and script); resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander has printed the one line
+    if (e instanceof UsageError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`error: ${e instanceof Error ? (process.env.TWINFLOW_DEBUG ? e.stack : e.message) : String(e)}\n`);
+    return 1;
+  }
+}

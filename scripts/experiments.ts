@@ -1,0 +1,207 @@
+// `npm run experiments`: the results table of the README, regenerated from scratch (or from the checkpoints
+// already under runs/experiments/, which it resumes). Same backbone, steps and seeds for three objectives —
+// flow matching (1 and 50 Euler steps), RCGM and TwinFlow (1, 2, 4 NFE) — on the 2-D checkerboard and 8
+// gaussians, a λ sweep for TwinFlow at 1 NFE, and MNIST (mmdit-small on cuda, mmdit-tiny elsewhere) when it
+// fits: otherwise one measured step gives the time it would need. Writes runs/experiments/results.json and
+// the README section between the experiments markers; `--help` lists the scale flags.
+
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import * as tw from '../index.ts';
+import { evaluate, type MetricRow, metricsTable } from './cli/eval.ts';
+import { type DataSet, type ModelName, type ObjectiveName, readJson, type RunConfig, runPaths, writeJsonAtomic } from './cli/runs.ts';
+import { train } from './cli/train.ts';
+
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const nums = (v: string) => list(v).map(Number);
+const o = new Command('experiments')
+  .addOption(new Option('--backend <name>').choices(['auto', 'cpu', 'webgpu', 'cuda']).default('auto'))
+  .option('--data <list>', '2-D data sets', list, ['2d:checkerboard', '2d:8gauss'])
+  .option('--steps <n>', '2-D training steps', Number, 4000)
+  .option('--batch <n>', '2-D batch size', Number, 64)
+  .option('--hidden <n>', 'MLP width (depth 3)', Number, 64)
+  .option('--lr <x>', 'AdamW learning rate (2-D)', Number, 3e-3)
+  .option('--seeds <list>', 'seeds; rows show the mean (± sd over seeds)', nums, [0, 1])
+  .option('--samples <n>', 'samples per 2-D metric', Number, 4096)
+  .option('--lambda-data <name>', 'data set of the λ sweep', '2d:checkerboard')
+  .option('--lambdas <list>', 'λ values of the sweep (fractions allowed)', list, ['0', '1/6', '1/3', '1/2', '2/3'])
+  .addOption(new Option('--mnist <when>', 'MNIST: run it, skip it, or auto (run on cuda only; elsewhere measure a step and estimate)').choices(['auto', 'run', 'skip']).default('auto'))
+  .option('--mnist-steps <n>', 'MNIST training steps', Number, 1500)
+  .option('--mnist-batch <n>', 'MNIST batch size', Number, 128)
+  .option('--mnist-lr <x>', 'MNIST learning rate', Number, 2e-4)
+  .option('--out <dir>', 'where the runs go', 'runs/experiments')
+  .parse(process.argv)
+  .opts();
+
+const OBJECTIVES: ObjectiveName[] = ['fm', 'rcgm', 'twinflow'];
+const NFES: Record<ObjectiveName, number[]> = { fm: [1, 50], rcgm: [1, 2, 4], twinflow: [1, 2, 4] };
+const LABEL: Record<ObjectiveName, string> = { fm: 'flow matching', rcgm: 'RCGM', twinflow: 'TwinFlow' };
+const fraction = (s: string) => s.split('/').map(Number).reduce((a, b) => a / b);
+const log = (l: string) => process.stderr.write(`${l}\n`);
+
+const t0 = performance.now();
+const choice = await tw.setBackend(o.backend);
+const device = tw.backendChoice().device;
+log(`backend: ${choice.name} on ${device} (${choice.reason})`);
+
+/** Trains (or resumes, or reuses) the run in `dir`; returns its training time per step (NaN when reused). */
+async function ensureTrained(run: RunConfig, dir: string): Promise<number> {
+  const paths = runPaths(dir);
+  const ckpt = path.join(paths.checkpoint, 'checkpoint.json');
+  let resume = false;
+  if (existsSync(ckpt)) {
+    const saved = await readJson<RunConfig>(paths.config);
+    const step = (await readJson<{ step: number }>(ckpt)).step;
+    if (JSON.stringify(saved) === JSON.stringify(run) && step === run.steps) return NaN;
+    resume = JSON.stringify({ ...saved, steps: run.steps }) === JSON.stringify(run) && step < run.steps;
+    if (!resume) await rm(dir, { recursive: true, force: true });
+  }
+  log(`train ${dir}${resume ? ' (resuming)' : ''}`);
+  const r = await train({ run, out: dir, resume, checkpointEvery: 1000, logEvery: 500, progress: 'lines', log: (l) => log(`  ${l}`) });
+  if (r.interrupted) process.exit(130);
+  return r.secPerStep;
+}
+
+interface Row extends MetricRow { data: string; objective: string; lambda?: number; seeds: number; sd?: Partial<Record<keyof MetricRow, number>> }
+
+/** Mean (and sd) of each metric over the seeds' rows. */
+function combine(rows: MetricRow[], extra: Omit<Row, keyof MetricRow | 'seeds' | 'sd'>): Row {
+  const out: Row = { ...rows[0]!, ...extra, seeds: rows.length };
+  const keys = ['slicedW2', 'energy', 'modes', 'precision', 'accuracy', 'frechet', 'diversity'] as const;
+  for (const k of keys) {
+    const v = rows.map((r) => r[k]).filter((x): x is number => x !== undefined);
+    if (!v.length) continue;
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    out[k] = mean;
+    if (v.length > 1) (out.sd ??= {})[k] = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1));
+  }
+  return out;
+}
+
+/** Runs every seed of a configuration; returns the combined rows per sampler (the data row first). */
+async function experiment(base: Omit<RunConfig, 'seed'>, name: string, nfes: number[], samples: number): Promise<{ rows: Row[]; secPerStep: number[] }> {
+  const perSeed: MetricRow[][] = [];
+  const secPerStep: number[] = [];
+  for (const seed of o.seeds as number[]) {
+    const dir = path.join(o.out, `${name}-s${seed}`);
+    const run = { ...base, seed } as RunConfig;
+    secPerStep.push(await ensureTrained(run, dir));
+    log(`eval ${dir}`);
+    perSeed.push((await evaluate(dir, nfes, samples)).rows);
+  }
+  const extra = { data: base.data, objective: LABEL[base.objective], ...(base.lambda !== undefined ? { lambda: base.lambda } : {}) };
+  return { rows: perSeed[0]!.map((_, i) => combine(perSeed.map((rs) => rs[i]!), extra)), secPerStep };
+}
+
+const slug = (d: string) => d.replace(/^2d:/, '');
+const results: { toy: Row[]; lambda: Row[]; mnist: Row[] | { notRun: string }; timing: Record<string, number> } = { toy: [], lambda: [], mnist: [], timing: {} };
+
+// 2-D: three objectives on each data set, one data row each
+for (const data of o.data as DataSet[]) {
+  for (const objective of OBJECTIVES) {
+    const base = { data, model: 'mlp' as const, objective, ...(objective === 'twinflow' ? { lambda: 0.5 } : {}), hidden: o.hidden, steps: o.steps, batch: o.batch, lr: o.lr };
+    const { rows, secPerStep } = await experiment(base, `${slug(data)}-${objective}`, NFES[objective], o.samples);
+    if (objective === OBJECTIVES[0]) results.toy.push({ ...rows[0]!, objective: 'data' });
+    results.toy.push(...rows.slice(1));
+    results.timing[`${data} ${objective} s/step`] = secPerStep.filter(Number.isFinite).reduce((a, b, _, v) => a + b / v.length, 0);
+  }
+}
+
+// λ sweep: TwinFlow at 1 NFE (λ = 1/2 is the main TwinFlow run)
+for (const l of o.lambdas as string[]) {
+  const lambda = fraction(l);
+  const name = lambda === 0.5 ? `${slug(o.lambdaData)}-twinflow` : `${slug(o.lambdaData)}-twinflow-lambda${l.replace('/', 'of')}`;
+  const base = { data: o.lambdaData as DataSet, model: 'mlp' as const, objective: 'twinflow' as const, lambda, hidden: o.hidden, steps: o.steps, batch: o.batch, lr: o.lr };
+  const { rows } = await experiment(base, name, [1], o.samples);
+  results.lambda.push({ ...rows[1]!, sampler: `λ = ${l}` });
+}
+
+// MNIST: the same rows, scored by the classifier
+const mnistModel: ModelName = choice.name === 'cuda' ? 'mmdit-small' : 'mmdit-tiny';
+const mnistBase = { data: 'mnist' as const, model: mnistModel, steps: o.mnistSteps, batch: o.mnistBatch, lr: o.mnistLr };
+if (o.mnist === 'run' || (o.mnist === 'auto' && choice.name === 'cuda')) {
+  const rows: Row[] = [];
+  for (const objective of OBJECTIVES) {
+    const r = await experiment({ ...mnistBase, objective, ...(objective === 'twinflow' ? { lambda: 0.5 } : {}) }, `mnist-${mnistModel}-${objective}`, NFES[objective], 1000);
+    if (objective === OBJECTIVES[0]) rows.push({ ...r.rows[0]!, objective: 'data' });
+    rows.push(...r.rows.slice(1));
+    results.timing[`mnist ${objective} s/step`] = r.secPerStep.filter(Number.isFinite).reduce((a, b, _, v) => a + b / v.length, 0);
+  }
+  results.mnist = rows;
+} else if (o.mnist === 'auto') {
+  // one short TwinFlow run times a step (the first, compiling step left out)
+  const dir = await mkdtemp(path.join(tmpdir(), 'twinflow-mnist-step-'));
+  log(`mnist: timing ${mnistModel} steps on ${choice.name}`);
+  const r = await train({ run: { ...mnistBase, objective: 'twinflow', lambda: 0.5, steps: 2, seed: 0 }, out: dir, resume: false, checkpointEvery: 1000, logEvery: 1000, progress: 'lines', log: () => {} });
+  await rm(dir, { recursive: true, force: true });
+  const hours = (r.secPerStep * o.mnistSteps * OBJECTIVES.length * (o.seeds as number[]).length) / 3600;
+  results.timing['mnist twinflow s/step'] = r.secPerStep;
+  results.mnist = { notRun: `not run: ${mnistModel} takes ${r.secPerStep.toFixed(1)} s per TwinFlow step (batch ${o.mnistBatch}) on ${choice.name}, so the ${OBJECTIVES.length} × ${o.mnistSteps}-step runs need about ${hours.toFixed(0)} hours; run \`npm run experiments -- --mnist run\` on a GPU` };
+} else results.mnist = { notRun: 'not run (--mnist skip)' };
+
+// ---- report ----
+const f = (r: Row, k: keyof MetricRow, digits: number) => {
+  const v = r[k] as number | undefined;
+  if (v === undefined) return '';
+  const sd = r.sd?.[k];
+  return sd === undefined ? v.toFixed(digits) : `${v.toFixed(digits)} ± ${sd.toFixed(digits)}`;
+};
+const modes = (r: Row) => (r.modes === undefined ? '' : `${Number(r.modes.toFixed(1))}/${r.modesTotal}`);
+const toyTable = (rows: Row[], first: string) => [
+  `| ${first} | objective | sampler | sliced W2 | energy distance | modes covered | in modes |`, '| --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map((r) => `| ${slug(r.data)} | ${r.objective} | ${r.sampler} | ${f(r, 'slicedW2', 4)} | ${f(r, 'energy', 4)} | ${modes(r)} | ${f(r, 'precision', 3)} |`),
+].join('\n');
+const find = (rows: Row[], data: string, objective: string, nfe: number) => rows.find((r) => r.data === data && r.objective === objective && r.nfe === nfe);
+
+const goals: string[] = [];
+const verdict = (ok: boolean) => (ok ? '**met**' : '**missed**');
+for (const data of o.data as string[]) {
+  const [tw1, rc1, fm50] = [find(results.toy, data, 'TwinFlow', 1), find(results.toy, data, 'RCGM', 1), find(results.toy, data, 'flow matching', 50)];
+  if (!tw1 || !rc1 || !fm50) continue;
+  goals.push(`${slug(data)}: TwinFlow 1 NFE sliced W2 ${tw1.slicedW2!.toFixed(4)} vs RCGM 1 NFE ${rc1.slicedW2!.toFixed(4)}: beats RCGM ${verdict(tw1.slicedW2! < rc1.slicedW2!)}; ` +
+    `vs flow matching at 50 steps ${fm50.slicedW2!.toFixed(4)} (ratio ${(tw1.slicedW2! / fm50.slicedW2!).toFixed(2)}): within 10% ${verdict(tw1.slicedW2! <= 1.1 * fm50.slicedW2!)}; ` +
+    `modes ${modes(tw1)}: no collapse ${verdict(tw1.modes === tw1.modesTotal)}.`);
+}
+const mnistRows = Array.isArray(results.mnist) ? results.mnist : undefined;
+if (mnistRows) {
+  const t = find(mnistRows, 'mnist', 'TwinFlow', 1), r = find(mnistRows, 'mnist', 'RCGM', 1);
+  if (t && r) goals.push(`MNIST: TwinFlow 1 NFE accuracy ${t.accuracy!.toFixed(3)} vs RCGM ${r.accuracy!.toFixed(3)}, Fréchet ${t.frechet!.toFixed(1)} vs ${r.frechet!.toFixed(1)}; diversity ratio ${t.diversity!.toFixed(3)} ≥ 0.9 ${verdict(t.diversity! >= 0.9)}.`);
+} else goals.push('MNIST diversity goal: not measured (MNIST not run).');
+
+const minutes = (performance.now() - t0) / 60000;
+const seeds = (o.seeds as number[]).join(', ');
+const section = [
+  `Measured by \`npm run experiments\` on ${choice.name} (${device}) in ${minutes.toFixed(0)} minutes. 2-D scale: MLP width ${o.hidden}, depth 3; ` +
+    `${o.steps} steps of batch ${o.batch}, AdamW lr ${o.lr}, β (0.9, 0.99), gradient clip 1, EMA 0.99 (samples from the EMA); seed(s) ${seeds}; ` +
+    `${o.samples} samples per metric against ${o.samples} held-out points. TwinFlow uses λ = 1/2 (1:1:1:1). Few-step sampling with stochasticity 1; ` +
+    `flow matching samples with Euler steps. "modes covered": 8-gaussian modes, or checkerboard cells, holding ≥ 5% of the samples; ` +
+    `"in modes": share of samples within 3σ of a mode or inside a filled cell. The data row scores a second held-out sample: the noise floor.`,
+  '',
+  toyTable(results.toy, 'data'),
+  '',
+  `λ sweep (TwinFlow, 1 NFE, ${slug(o.lambdaData)}; λ = batch share of the twin terms e2e + adv, 1/2 is the default):`,
+  '',
+  toyTable(results.lambda, 'data').replace('| objective | sampler |', '| objective | λ |'),
+  '',
+  mnistRows
+    ? `MNIST (${mnistModel}, ${o.mnistSteps} steps of batch ${o.mnistBatch}, lr ${o.mnistLr}; 1,000 samples, 100 per digit, scored by the fixed classifier of models/metrics/classifier.ts):\n\n` +
+      metricsTable(mnistRows, [['objective', (r) => (r as Row).objective], ['sampler', (r) => r.sampler]])
+    : `MNIST: ${(results.mnist as { notRun: string }).notRun}.`,
+  '',
+  'Goals:',
+  '',
+  ...goals.map((g) => `- ${g}`),
+].join('\n');
+
+await writeJsonAtomic(path.join(o.out, 'results.json'), { options: o, backend: { ...choice, device }, minutes, ...results });
+const README = 'README.md', BEGIN = '<!-- experiments:begin -->', END = '<!-- experiments:end -->';
+const readme = await readFile(README, 'utf8');
+const at = [readme.indexOf(BEGIN), readme.indexOf(END)];
+const updated = at[0]! >= 0 && at[1]! > at[0]! ? `${readme.slice(0, at[0]! + BEGIN.length)}\n${section}\n${readme.slice(at[1]!)}` : `${readme.trimEnd()}\n\n## Results\n\n${BEGIN}\n${section}\n${END}\n`;
+await writeFile(README, updated);
+console.log(section);
+console.log(`\nwritten: ${README} (between the experiments markers), ${path.join(o.out, 'results.json')}`);
+process.exit(0);
