@@ -8,9 +8,11 @@ import { cudaDebug, cudaInstance } from '../backends/cuda/index.ts';
 import { webgpuDebug, webgpuInstance } from '../backends/webgpu/index.ts';
 import { casesFor, type Float, runCase } from './conformance/harness.ts';
 
-const targets: { name: tw.BackendName; float: Float; label: string }[] = [
+const targets: { name: tw.BackendName; float: Float; label: string; gpuKernels?: boolean }[] = [
   { name: 'cpu', float: 'f32', label: 'cpu (float32)' },
   { name: 'webgpu', float: 'f32', label: 'webgpu' },
+  // on a CPU-backed adapter the line above runs the CPU kernel shapes; this one runs the GPU ones there too
+  { name: 'webgpu', float: 'f32', label: 'webgpu (GPU kernel shapes)', gpuKernels: true },
   { name: 'cuda', float: 'f32', label: 'cuda' },
   { name: 'cpu', float: 'f16', label: 'cpu (float16)' },
   { name: 'webgpu', float: 'f16', label: 'webgpu (float16)' },
@@ -38,10 +40,12 @@ for (const target of targets) {
   describe.skipIf(reason !== undefined)(`conformance on ${target.label}`, () => {
     beforeAll(() => {
       webgpuDebug.poison = true;
+      webgpuDebug.gpuKernels = target.gpuKernels ?? false;
       cudaDebug.poison = true;
     });
     afterAll(async () => {
       webgpuDebug.poison = false;
+      webgpuDebug.gpuKernels = false;
       cudaDebug.poison = false;
       await tw.setBackend('cpu');
     });

@@ -31,7 +31,11 @@ function checkDType(d: DType): void {
 }
 
 /** Test hooks: poison fills every buffer a plan writes with NaN bits first, so unwritten elements show. */
-export const webgpuDebug = { poison: false };
+export const webgpuDebug = {
+  poison: false,
+  /** Render the kernel shapes meant for GPUs even on a CPU-backed adapter (so tests cover both). */
+  gpuKernels: false,
+};
 
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
@@ -147,8 +151,8 @@ export class WebGpuBackend implements Backend {
       throw e;
     }
     this.checkLimits(plan);
-    const caps = { f16: this.info.f16, software: this.info.software };
-    const kernels = plan.steps.map((s) => this.pipeline(s.key, s.kernel.name, s.kernel.args, () => renderWgsl(s.kernel, caps)));
+    const caps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels };
+    const kernels = plan.steps.map((s) => this.pipeline(`${caps.software ? 'cpu' : 'gpu'}|${s.key}`, s.kernel.name, s.kernel.args, () => renderWgsl(s.kernel, caps)));
     const consts = plan.values.map((v) => (v.kind === 'const' ? (bufferOf(v.tensor, this) as GpuBuffer) : undefined));
     const bindGroups = new Map<string, GPUBindGroup>();
     return {
