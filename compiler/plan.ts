@@ -1,6 +1,7 @@
-// From a graph to an executable plan: fuse (partition), lower each group to a kernel, then schedule buffers.
-// Values are graph inputs, constants and group results; aliases (reshapes of a buffer) share their source's
-// value. Temporaries reuse physical buffers once their last reader has run; the plan reports peak bytes.
+// From a graph to an executable plan: fuse (partition), lower each group to a kernel, order the kernels, then
+// assign buffers. Values are graph inputs, constants and group results; aliases (reshapes of a buffer) share
+// their source's value. Temporaries share physical buffers when their lifetimes do not overlap; the plan keeps
+// the trace order or the memory-aware order (compiler/schedule.ts), whichever needs fewer bytes, and reports them.
 
 import type { Graph } from '../dsl/graph.ts';
 import { sizeOf } from '../dsl/shape.ts';
@@ -9,6 +10,7 @@ import { type ScalarType } from './kernel-ir/expr.ts';
 import { type Kernel, kernelKey, type KernelArg } from './kernel-ir/kernel.ts';
 import { type Group, partition, type Partition } from './fusion/partition.ts';
 import { FusionMismatch, type LoweringContext, lowerGroup, lowerSort, scalarType } from './lower/lower-group.ts';
+import { memoryOrder } from './schedule.ts';
 
 export type PlanValue =
   | { kind: 'input'; type: ScalarType; size: number; input: number }
@@ -30,7 +32,7 @@ export interface Plan {
   /** Physical buffer of each computed or donated value; -1 for other inputs and constants (owned elsewhere). */
   bufferOf: number[];
   buffers: PlanBuffer[];
-  /** Most bytes of computed values alive at once (outputs included). */
+  /** Bytes of the buffers a run allocates (temporaries and outputs; donated inputs excluded). */
   peakBytes: number;
 }
 
@@ -132,7 +134,16 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
     grp.extraOutputs.forEach((id, k) => valueOfNode.set(id, extras[k]!));
   }
   const outputs = g.outputs.map(resolve);
-  return { values, steps, outputs, ...assignBuffers(values, steps, outputs, opts) };
+  const traced = assignBuffers(values, steps, outputs, opts);
+  const isOutput = new Set(outputs);
+  const owned = (v: number) => (values[v]!.kind === 'computed' && !isOutput.has(v) ? values[v]!.size * opts.bytesPer(values[v]!.type) : 0);
+  const sched = steps.map((s) => ({
+    reads: s.args.filter((_, k) => s.kernel.args[k]!.access === 'read'),
+    writes: s.args.filter((_, k) => s.kernel.args[k]!.access === 'write'),
+  }));
+  const reordered = memoryOrder(sched, owned).map((i) => steps[i]!);
+  const byMemory = assignBuffers(values, reordered, outputs, opts);
+  return byMemory.peakBytes < traced.peakBytes ? { values, steps: reordered, outputs, ...byMemory } : { values, steps, outputs, ...traced };
 }
 
 /** Which member to materialize when a group binds too many buffers: an extra output, else the earliest member. */
@@ -151,53 +162,46 @@ function stepOf(kernel: Kernel, args: number[]): PlanStep {
 }
 
 /**
- * Liveness-based reuse: a computed value's buffer is free after the last step that touches it. Donated
- * inputs' buffers join the free list after their last read; outputs take only fresh or donated buffers
- * (the caller keeps them), so a step that replaces its parameters writes them in place.
+ * Buffers by lifetime, largest values first (greedy by size): a value takes the smallest buffer free for its
+ * whole lifetime that holds it, else grows the largest such buffer, else gets a new one; big values thereby
+ * set buffer sizes and small ones fill the gaps. Donated inputs' buffers (fixed size) are free after their
+ * last read. Outputs take only donated or fresh buffers (the caller keeps them), so a step that replaces its
+ * parameters writes them in place.
  */
 function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[], opts: PlanOptions) {
   const bytes = (v: number) => Math.max(4, Math.ceil((values[v]!.size * opts.bytesPer(values[v]!.type)) / 4) * 4);
-  const lastUse = new Map<number, number>();
-  steps.forEach((s, i) => s.args.forEach((v) => lastUse.set(v, i)));
+  const first = new Map<number, number>(), last = new Map<number, number>();
+  steps.forEach((s, i) => s.args.forEach((v) => {
+    if (!first.has(v)) first.set(v, i);
+    last.set(v, i);
+  }));
   const isOutput = new Set(outputs);
+  const end = (v: number) => (isOutput.has(v) ? steps.length : last.get(v) ?? -1);
   const bufferOf = values.map(() => -1);
   const buffers: PlanBuffer[] = [];
-  const free: number[] = [];
-  const freeDonated: number[] = [];
+  const busy: [number, number][][] = [];
+  const add = (b: PlanBuffer, from: number, to: number) => (busy.push(from <= to ? [[from, to]] : []), buffers.push(b) - 1);
   values.forEach((v, id) => {
-    if (v.kind !== 'input' || !opts.donated?.has(v.input)) return;
-    bufferOf[id] = buffers.push({ bytes: bytes(id), output: false, donor: v.input }) - 1;
-    // an input no step reads (returned as is, or unused) is free from the start
-    if (!lastUse.has(id) && !isOutput.has(id)) freeDonated.push(bufferOf[id]!);
+    if (v.kind === 'input' && opts.donated?.has(v.input)) bufferOf[id] = add({ bytes: bytes(id), output: false, donor: v.input }, -1, end(id));
   });
-  const bestFit = (pool: number[], need: number) => pool.filter((b) => buffers[b]!.bytes >= need).sort((a, b) => buffers[a]!.bytes - buffers[b]!.bytes)[0] ?? -1;
-  let live = 0, peakBytes = 0;
-  steps.forEach((s, i) => {
-    for (const v of s.args) {
-      if (values[v]!.kind !== 'computed' || bufferOf[v]! >= 0) continue;
-      const need = bytes(v);
-      const out = isOutput.has(v);
-      let fit = out ? -1 : bestFit(free, need);
-      let pool = free;
-      if (fit < 0) [fit, pool] = [bestFit(freeDonated, need), freeDonated];
-      if (fit >= 0) {
-        pool.splice(pool.indexOf(fit), 1);
-        bufferOf[v] = fit;
-        if (out) buffers[fit]!.output = true;
-      } else {
-        bufferOf[v] = buffers.push({ bytes: need, output: out }) - 1;
-      }
-      live += buffers[bufferOf[v]!]!.bytes;
-    }
-    peakBytes = Math.max(peakBytes, live);
-    for (const v of new Set(s.args)) {
-      if (lastUse.get(v) !== i || isOutput.has(v)) continue;
-      const pv = values[v]!;
-      if (pv.kind === 'computed') {
-        free.push(bufferOf[v]!);
-        live -= buffers[bufferOf[v]!]!.bytes;
-      } else if (pv.kind === 'input' && bufferOf[v]! >= 0) freeDonated.push(bufferOf[v]!);
-    }
-  });
+  const temps = values.map((_, id) => id).filter((id) => values[id]!.kind === 'computed' && first.has(id));
+  temps.sort((a, b) => bytes(b) - bytes(a) || first.get(a)! - first.get(b)!);
+  for (const v of temps) {
+    const [from, to, need, out] = [first.get(v)!, end(v), bytes(v), isOutput.has(v)];
+    const free = (b: number) => busy[b]!.every(([s, e]) => e < from || s > to);
+    let fit = -1, grow = -1;
+    buffers.forEach((b, i) => {
+      if (b.output || (out && b.donor === undefined) || !free(i)) return;
+      if (b.bytes >= need) {
+        if (fit < 0 || b.bytes < buffers[fit]!.bytes) fit = i;
+      } else if (b.donor === undefined && (grow < 0 || b.bytes > buffers[grow]!.bytes)) grow = i;
+    });
+    if (fit < 0 && grow >= 0) buffers[(fit = grow)]!.bytes = need;
+    if (fit < 0) fit = add({ bytes: need, output: false }, from, to);
+    else busy[fit]!.push([from, to]);
+    if (out) buffers[fit]!.output = true;
+    bufferOf[v] = fit;
+  }
+  const peakBytes = buffers.reduce((s, b) => s + (b.donor === undefined ? b.bytes : 0), 0);
   return { bufferOf, buffers, peakBytes };
 }
