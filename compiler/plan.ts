@@ -146,15 +146,19 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
   return byMemory.peakBytes < traced.peakBytes ? { values, steps: reordered, outputs, ...byMemory } : { values, steps, outputs, ...traced };
 }
 
-/** Which member to materialize when a group binds too many buffers: an extra output, else the earliest member. */
+/**
+ * Which member to materialize when a group binds too many buffers: an extra output, else the smallest member
+ * that reads a computed value from outside (a reduction stage writes only its rows), else the earliest member.
+ */
 function splitPoint(g: Graph, grp: Group): number {
   if (grp.extraOutputs.length) return grp.extraOutputs[grp.extraOutputs.length - 1]!;
-  const candidates = [...grp.members].filter((m) => m !== grp.root && !grp.core.includes(m)).sort((a, b) => a - b);
-  const reading = candidates.find((m) => {
+  const candidates = [...grp.members].filter((m) => m !== grp.root && !(grp.kind === 'matmul' && grp.core.includes(m))).sort((a, b) => a - b);
+  const size = (m: number) => sizeOf(g.nodes[m]!.aval.shape);
+  const reading = candidates.filter((m) => {
     const n = g.nodes[m]!;
-    return n.kind === 'prim' && n.inputs.some((i) => !grp.members.has(i));
+    return n.kind === 'prim' && n.inputs.some((i) => !grp.members.has(i) && g.nodes[i]!.kind !== 'const');
   });
-  return reading ?? candidates[0] ?? grp.root;
+  return reading.sort((a, b) => size(a) - size(b) || a - b)[0] ?? candidates[0] ?? grp.root;
 }
 
 function stepOf(kernel: Kernel, args: number[]): PlanStep {

@@ -46,6 +46,15 @@ describe('fusion', () => {
     // fused with their AdamW updates, bias gradients, the hidden gradient; plus the moment and step updates
     expect(ks.length).toBe(KERNELS_MLP_ADAMW);
   });
+
+  it('a group over the 8-buffer limit is split at a reduction, never by materializing a broadcast constant', () => {
+    // eight row maxima of scaled products fused into one reduce would bind 8 inputs and an output
+    const f = (a: tw.Tensor<'f32'>) => Array.from({ length: 8 }, (_, i) => tw.max(tw.mul(tw.matmul(tw.add(a, i), tw.transpose(a)), i + 1), [1]))
+      .reduce((p, q) => tw.mul(p, q));
+    const ks = kernels(f, x);
+    expect(ks.every((k) => k.reads.length > 0 && k.reads.length + k.writes.length <= 8)).toBe(true);
+    expect(ks.filter((k) => k.kind === 'map')).toEqual([]);
+  });
 });
 
 /** Recorded: the kernel count of the MLP + AdamW step above. */
