@@ -8,8 +8,9 @@ import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import {
   type Domain, type GradCase, type HostTensor, TOL, arbAxis, arbBroadcastShapes, arbBroadcastableTo, arbDistinct, arbHost, arbShape,
-  assertClose, broadcastIndex, checkGradients, host, range, rng, randomHost, sizeOf, toTensor,
+  assertClose, broadcastIndex, checkGradients, host, range, randomHost, sizeOf, toTensor,
 } from './support/finite-diff.ts';
+import { rng } from './support/rng.ts';
 
 type T = tw.Tensor<'f64'>;
 type Fn = (...xs: T[]) => unknown;

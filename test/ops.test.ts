@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as tw from 'twinflow';
 import { erf as libErf } from '../backends/cpu/erf.ts';
+import { rng } from './support/rng.ts';
 
 // ---------- plain-JS helpers ----------
 
@@ -22,17 +23,6 @@ function unravel(i: number, shape: readonly number[]): number[] {
 }
 const ravel = (idx: readonly number[], shape: readonly number[]) => stridesOf(shape).reduce((a, st, d) => a + st * idx[d]!, 0);
 
-/** Mulberry32: a tiny seeded generator for reproducible test inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function rand(r: () => number, shape: number[], lo = -2, hi = 2): Nd {
   return { shape, data: Array.from({ length: sizeOf(shape) }, () => lo + (hi - lo) * r()) };
 }

@@ -4,7 +4,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
-import { type HostTensor, TOL, arbHost, assertClose, randomHost, rng, toTensor } from './support/finite-diff.ts';
+import { type HostTensor, TOL, arbHost, assertClose, randomHost, toTensor } from './support/finite-diff.ts';
+import { rng } from './support/rng.ts';
 
 type T = tw.Tensor<'f64'>;
 const RUNS = 8;

@@ -6,6 +6,7 @@
 import * as tw from 'twinflow';
 import { roundBF16, roundF16 } from '../../dsl/float-formats.ts';
 import { type Case, cases, type InputSpec } from './cases.ts';
+import { rng } from '../support/rng.ts';
 
 /** Per-dtype tolerance: |got - ref| <= rtol·|ref| + atol·max(1, max|ref|). */
 export const TOL = { f32: { rtol: 1e-5, atol: 1e-5 }, f16: { rtol: 1e-2, atol: 1e-2 }, bf16: { rtol: 1e-2, atol: 1e-2 } };
@@ -18,16 +19,6 @@ export function casesFor(float: Float): Case[] {
   return cases.filter((k) => float === 'f32' || HALF_CASES.has(k.name));
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 const seedOf = (name: string) => [...name].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619), 2166136261);
 
 export type HostInput = { spec: InputSpec; data: Float64Array };

@@ -11,6 +11,7 @@ import { type Draws, drawStep } from '../../models/twinflow/draws.ts';
 import { perSampleLoss } from '../../models/twinflow/metric.ts';
 import { twinflowLoss } from '../../models/twinflow/objective.ts';
 import { rcgmTarget } from '../../models/twinflow/rcgm.ts';
+import { rng } from '../support/rng.ts';
 
 type Vec = number[];
 type Mat = number[][];
@@ -19,17 +20,6 @@ const K = 2; // classes; label K is the null class
 
 // --- fixed data -------------------------------------------------------------------------------------------
 
-/** mulberry32: deterministic test data without touching the DSL's RNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 const mat = (r: () => number, n: number, m: number, scale = 1): Mat => Array.from({ length: n }, () => Array.from({ length: m }, () => (r() * 2 - 1) * scale));
 
 interface LinP { W: Mat; a: Vec; c: Vec; E: Mat }

@@ -4,6 +4,7 @@
 
 import fc from 'fast-check';
 import * as tw from 'twinflow';
+import { rng } from './rng.ts';
 
 type T64 = tw.Tensor<'f64'>;
 /** A function of f64 tensors returning a tensor or a pytree of tensors (statics are closed over). */
@@ -136,17 +137,6 @@ export function broadcastIndex(from: readonly number[], to: readonly number[]): 
   return out;
 }
 
-/** Small deterministic PRNG (mulberry32) for cotangents and tangents, whose shapes are known only at run time. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 export function randomHost(shape: readonly number[], next: () => number): HostTensor {
   return host(shape, range(sizeOf(shape)).map(() => 2 * next() - 1));
 }
