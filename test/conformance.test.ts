@@ -8,11 +8,13 @@ import { cudaDebug, cudaInstance } from '../backends/cuda/index.ts';
 import { webgpuDebug, webgpuInstance } from '../backends/webgpu/index.ts';
 import { casesFor, type Float, runCase } from './conformance/harness.ts';
 
-const targets: { name: tw.BackendName; float: Float; label: string; gpuKernels?: boolean }[] = [
+const targets: { name: tw.BackendName; float: Float; label: string; gpuKernels?: boolean; noSubgroups?: boolean }[] = [
   { name: 'cpu', float: 'f32', label: 'cpu (float32)' },
   { name: 'webgpu', float: 'f32', label: 'webgpu' },
   // on a CPU-backed adapter the line above runs the CPU kernel shapes; this one runs the GPU ones there too
   { name: 'webgpu', float: 'f32', label: 'webgpu (GPU kernel shapes)', gpuKernels: true },
+  // reductions combine lanes with subgroup shuffles where the adapter has them: this covers adapters without
+  { name: 'webgpu', float: 'f32', label: 'webgpu (GPU kernel shapes, no subgroups)', gpuKernels: true, noSubgroups: true },
   { name: 'cuda', float: 'f32', label: 'cuda' },
   { name: 'cpu', float: 'f16', label: 'cpu (float16)' },
   { name: 'webgpu', float: 'f16', label: 'webgpu (float16)' },
@@ -41,11 +43,13 @@ for (const target of targets) {
     beforeAll(() => {
       webgpuDebug.poison = true;
       webgpuDebug.gpuKernels = target.gpuKernels ?? false;
+      webgpuDebug.subgroups = !target.noSubgroups;
       cudaDebug.poison = true;
     });
     afterAll(async () => {
       webgpuDebug.poison = false;
       webgpuDebug.gpuKernels = false;
+      webgpuDebug.subgroups = true;
       cudaDebug.poison = false;
       await tw.setBackend('cpu');
     });

@@ -144,7 +144,7 @@ describe.skipIf(noNvrtc !== undefined)('kernel paths', () => {
     expect(() => compileForArch(g64)).toThrow("cuda: f64 is not supported (it is the cpu oracle's type); cast to f32 first");
     const gid = variable('gid', [0, 3]);
     const k: Kernel = { kind: 'map', name: 'k0_map', size: 4, args: [{ type: 'bf16', size: 4, access: 'write' }, { type: 'bf16', size: 4, access: 'read' }], stores: [{ arg: 0, index: gid, value: binary('add', load(1, gid, 'bf16'), load(1, gid, 'bf16')) }] };
-    expect(() => renderWgsl(k, { f16: true, software: false })).toThrow('kernel k0_map: bf16 is not supported by WGSL (use the cuda backend, or cast to f32 or f16)');
+    expect(() => renderWgsl(k, { f16: true, software: false, subgroups: false })).toThrow('kernel k0_map: bf16 is not supported by WGSL (use the cuda backend, or cast to f32 or f16)');
     expect(renderCuda(k, { arch: 90 }).kernel).toContain('tw_rb((v');
   });
 });

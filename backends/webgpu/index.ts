@@ -35,6 +35,8 @@ export const webgpuDebug = {
   poison: false,
   /** Render the kernel shapes meant for GPUs even on a CPU-backed adapter (so tests cover both). */
   gpuKernels: false,
+  /** Use subgroup operations where the device has them (tests turn this off to cover devices without). */
+  subgroups: true,
 };
 
 export class WebGpuBackend implements Backend {
@@ -151,8 +153,9 @@ export class WebGpuBackend implements Backend {
       throw e;
     }
     this.checkLimits(plan);
-    const caps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels };
-    const kernels = plan.steps.map((s) => this.pipeline(`${caps.software ? 'cpu' : 'gpu'}|${s.key}`, s.kernel.name, s.kernel.args, () => renderWgsl(s.kernel, caps)));
+    const caps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels, subgroups: this.info.subgroups && webgpuDebug.subgroups };
+    const variant = `${caps.software ? 'cpu' : 'gpu'}${caps.subgroups ? '+sg' : ''}`;
+    const kernels = plan.steps.map((s) => this.pipeline(`${variant}|${s.key}`, s.kernel.name, s.kernel.args, () => renderWgsl(s.kernel, caps)));
     const consts = plan.values.map((v) => (v.kind === 'const' ? (bufferOf(v.tensor, this) as GpuBuffer) : undefined));
     const bindGroups = new Map<string, GPUBindGroup>();
     return {

@@ -12,6 +12,8 @@ export interface WgslCaps {
    * there, so matmuls read operands directly and reductions give each row to one thread.
    */
   software: boolean;
+  /** The device has `subgroups`: per-row reductions combine lanes by shuffles instead of a workgroup-memory tree. */
+  subgroups: boolean;
 }
 
 export interface RenderedKernel {
@@ -189,6 +191,8 @@ class Scope {
 
 class Renderer {
   readonly helpers = new Map<string, string>();
+  /** Set while rendering: the shader calls subgroup builtins. */
+  usesSubgroups = false;
   constructor(readonly kernel: Kernel, readonly caps: WgslCaps) {}
 
   exprText(e: Expr, name: (c: Expr) => string): string {
@@ -234,6 +238,7 @@ class Renderer {
     if (uses16 && !this.caps.f16) throw new Error('f16 needs the shader-f16 feature, which this device lacks');
     return [
       ...(uses16 ? ['enable f16;'] : []),
+      ...(this.usesSubgroups ? ['enable subgroups;'] : []),
       ...k.args.map((a, i) => `@group(0) @binding(${i}) var<storage, ${a.access === 'write' ? 'read_write' : 'read'}> a${i}: array<${storageType(a.type)}>;`),
     ];
   }
@@ -310,6 +315,8 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
     body.push(`@compute @workgroup_size(${wg})`, `fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {`, ...s.lines, '}');
   } else if (kernel.kind === 'reduce') {
     const perRow = kernel.strategy === 'workgroup' && !(caps.software && kernel.rows >= 16);
+    // WGSL shuffles take 32-bit scalars (f16 would need subgroups with f16 on top)
+    const shuffles = (t: ScalarType) => caps.subgroups && (t === 'f32' || t === 'i32' || t === 'u32');
     const WG = perRow ? REDUCE_WG : MAP_WG;
     wg = `${WG}`;
     dispatch = dispatch1d(perRow ? kernel.rows : Math.ceil(kernel.rows / WG));
@@ -330,7 +337,37 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
       else inner.line(`acc${k} = ${combine(st.fn, `acc${k}`, v, t)};`);
       s.lines.push(...inner.lines, '  }');
       if (!pair) r.need(combine(st.fn, 'a', 'b', t));
-      if (perRow) {
+      if (perRow && shuffles(t)) {
+        // lanes combine by xor shuffles; each subgroup's lane 0 posts its result, every subgroup then combines
+        // the posted results the same way, so all threads end with the row's value (no broadcast needed)
+        r.usesSubgroups = true;
+        extra.push(`var<workgroup> red${k}: array<${t}, ${WG}>;`);
+        if (pair) extra.push(`var<workgroup> ridx${k}: array<i32, ${WG}>;`);
+        const lanes = () => {
+          s.line('for (var o = sgs / 2u; o > 0u; o >>= 1u) {');
+          if (pair) {
+            s.line(`  let ov = subgroupShuffleXor(acc${k}, o); let oi = subgroupShuffleXor(idx${k}, o);`);
+            s.line(`  let win = ${beats(st.fn as 'argmax', 'ov', 'oi', `acc${k}`, `idx${k}`)};`);
+            s.line(`  acc${k} = select(acc${k}, ov, win); idx${k} = select(idx${k}, oi, win);`);
+          } else s.line(`  acc${k} = ${combine(st.fn, `acc${k}`, `subgroupShuffleXor(acc${k}, o)`, t)};`);
+          s.line('}');
+        };
+        lanes();
+        s.line(`if (sl == 0u) { red${k}[l / sgs] = acc${k};${pair ? ` ridx${k}[l / sgs] = idx${k};` : ''} }`);
+        s.line('workgroupBarrier();');
+        s.line(`acc${k} = ${INIT[st.fn](t)};`);
+        if (pair) s.line(`idx${k} = ${kernel.cols};`);
+        s.line(`for (var q = 0u; q < ${WG}u / sgs; q += sgs) {`);
+        s.line(`  if (q + sl < ${WG}u / sgs) {`);
+        if (pair) {
+          s.line(`    let ov = red${k}[q + sl]; let oi = ridx${k}[q + sl];`);
+          s.line(`    if (${beats(st.fn as 'argmax', 'ov', 'oi', `acc${k}`, `idx${k}`)}) { acc${k} = ov; idx${k} = oi; }`);
+        } else s.line(`    acc${k} = ${combine(st.fn, `acc${k}`, `red${k}[q + sl]`, t)};`);
+        s.line('  }');
+        s.line('}');
+        lanes();
+        s.line(`let s${k} = ${pair ? `idx${k}` : `acc${k}`};`);
+      } else if (perRow) {
         extra.push(`var<workgroup> red${k}: array<${t}, ${WG}>;`);
         if (pair) extra.push(`var<workgroup> ridx${k}: array<i32, ${WG}>;`);
         s.line(`red${k}[l] = acc${k};`);
@@ -358,7 +395,7 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
     }
     body.push(
       `@compute @workgroup_size(${wg})`,
-      `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>, @builtin(local_invocation_index) l: u32) {`,
+      `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>, @builtin(local_invocation_index) l: u32${r.usesSubgroups ? ', @builtin(subgroup_invocation_id) sl: u32, @builtin(subgroup_size) sgs: u32' : ''}) {`,
       ...s.lines,
       '}',
     );
