@@ -86,6 +86,11 @@ export class Tensor<D extends DType = DType> {
     return ref.backend.readSync?.(ref.buffer, this.aval)[0];
   }
 
+  /** @internal The host copy kept for a small concrete tensor (see fromHost), if any. */
+  peekHost(): HostArray | undefined {
+    return this.ref.kind === 'concrete' ? this.ref.host : undefined;
+  }
+
   toString(): string {
     const ref = this.ref;
     if (ref.kind === 'concrete' && ref.backend.readSync && this.size <= 64) {

@@ -57,5 +57,25 @@ describe('fusion', () => {
   });
 });
 
+let webgpu: string | undefined;
+try {
+  await tw.setBackend('webgpu');
+} catch (e) {
+  webgpu = (e as Error).message;
+  console.warn(`fusion: skipping the webgpu constants check: ${webgpu}`);
+}
+await tw.setBackend('cpu');
+
+describe.skipIf(webgpu !== undefined)('fusion with constants made on webgpu', () => {
+  it('softmax reads only its input: folded constants stay literals though WebGPU cannot read them back synchronously', async () => {
+    await tw.setBackend('webgpu');
+    try {
+      expect(kernels((a: tw.Tensor<'f32'>) => tw.softmax(a), tw.zeros([4, 100])).map((k) => k.reads)).toEqual([[400]]);
+    } finally {
+      await tw.setBackend('cpu');
+    }
+  });
+});
+
 /** Recorded: the kernel count of the MLP + AdamW step above. */
 const KERNELS_MLP_ADAMW = 20;

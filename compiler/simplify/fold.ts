@@ -4,7 +4,7 @@
 
 import type { Graph } from '../../dsl/graph.ts';
 import { sizeOf } from '../../dsl/shape.ts';
-import { bind, withoutTrace } from '../../dsl/trace.ts';
+import { bind, fromHost, withoutTrace } from '../../dsl/trace.ts';
 import { copyNode, rebuild } from './rebuild.ts';
 
 const MAX_FOLDED_ELEMENTS = 64;
@@ -15,6 +15,10 @@ export function fold(g: Graph): Graph {
     const consts = ins.map((i) => w.nodes[i]!);
     if (!consts.every((c) => c.kind === 'const')) return copyNode(n, ins, w);
     const values = consts.map((c) => (c.kind === 'const' ? c.value : undefined!));
+    // a reshape keeps the host copy of a small constant, so later passes and lowering still see its values
+    // without a device read (which WebGPU cannot do synchronously)
+    const host = n.prim === 'reshape' ? values[0]!.peekHost() : undefined;
+    if (host) return w.constant(withoutTrace(() => fromHost(host, n.aval)));
     return w.constant(withoutTrace(() => bind(n.prim, values, n.attrs as never)));
   });
 }
