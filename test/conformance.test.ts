@@ -93,5 +93,20 @@ for (const target of targets) {
       if (gc) expect(late, 'live GPU buffers after 60 more steps').toBeLessThanOrEqual(early + 4);
       else console.warn('conformance: live-buffer check needs --expose-gc (vitest.config.ts passes it)');
     });
+
+    it.skipIf(target.name !== 'webgpu' || target.float !== 'f32')('an elementwise kernel compiles once for every size (its size is a uniform)', async () => {
+      await tw.setBackend('webgpu');
+      const f = tw.jit((a: tw.Tensor<'f32'>) => tw.mul(tw.tanh(tw.add(tw.mul(a, 1.75), 0.25)), a));
+      const added: number[] = [];
+      for (const n of [1000, 3001, 70_000]) {
+        const xs = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+        const x = tw.tensor(xs, 'f32', [n]);
+        const before = webgpuInstance()!.stats().pipelines;
+        const got = await f(x).data();
+        added.push(webgpuInstance()!.stats().pipelines - before);
+        xs.forEach((v, i) => expect(Math.abs(got[i]! - Math.tanh(v * 1.75 + 0.25) * v)).toBeLessThan(1e-6));
+      }
+      expect(added).toEqual([1, 0, 0]);
+    });
   });
 }

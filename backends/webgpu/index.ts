@@ -4,7 +4,7 @@
 
 import { buildPlan, type Plan } from '../../compiler/plan.ts';
 import type { ScalarType } from '../../compiler/kernel-ir/expr.ts';
-import type { KernelArg } from '../../compiler/kernel-ir/kernel.ts';
+import { type KernelArg, kernelKey } from '../../compiler/kernel-ir/kernel.ts';
 import { UnsupportedDType } from '../../compiler/lower/lower-group.ts';
 import { type Backend, BackendUnavailableError, type DeviceBuffer, type Executable, registerBackend } from '../../dsl/backend.ts';
 import { type DType, type HostArray, hostArray } from '../../dsl/dtype.ts';
@@ -14,7 +14,7 @@ import type { Graph } from '../../dsl/graph.ts';
 import { type AVal, sizeOf } from '../../dsl/shape.ts';
 import { bufferOf } from '../../dsl/trace.ts';
 import { type DeviceInfo, openDevice } from './device.ts';
-import { renderWgsl } from './wgsl.ts';
+import { dispatchWgsl, type RenderedKernel, renderWgsl } from './wgsl.ts';
 
 /** A pooled device buffer; `bytes` is the pool size class. */
 export interface GpuBuffer {
@@ -46,7 +46,7 @@ export class WebGpuBackend implements Backend {
   private readonly pool = new Map<number, GPUBuffer[]>();
   // the shader module is kept with its pipeline: Dawn's Node bindings crash if it is collected while its
   // compilation info is pending
-  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; module: GPUShaderModule; code: string; dispatch: [number, number, number] }>();
+  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; module: GPUShaderModule; code: string }>();
   private readonly pending: Promise<void>[] = [];
   private readonly failures: Error[] = [];
   private lost: string | undefined;
@@ -117,16 +117,19 @@ export class WebGpuBackend implements Backend {
     if (this.lost) throw new WebGpuError(`webgpu: the device was lost (${this.lost})`);
   }
 
-  private pipeline(key: string, name: string, args: KernelArg[], render: () => { code: string; dispatch: [number, number, number] }) {
+  private pipeline(key: string, name: string, args: KernelArg[], render: () => RenderedKernel) {
     let p = this.pipelines.get(key);
     if (!p) {
-      const { code, dispatch } = render();
+      const { code, sizeBinding } = render();
       dumpKernel(name, code);
       this.gpu.pushErrorScope('validation');
       const module = this.gpu.createShaderModule({ code });
       // an explicit layout keeps every argument bound, used or not (the two passes of argsort share them)
       const bindGroupLayout = this.gpu.createBindGroupLayout({
-        entries: args.map((a, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: a.access === 'write' ? 'storage' : 'read-only-storage' } })),
+        entries: [
+          ...args.map((a, binding): GPUBindGroupLayoutEntry => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: a.access === 'write' ? 'storage' : 'read-only-storage' } })),
+          ...(sizeBinding !== undefined ? [{ binding: sizeBinding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' as const } }] : []),
+        ],
       });
       const layout = this.gpu.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] });
       const pipeline = this.gpu.createComputePipeline({ layout, compute: { module, entryPoint: 'main' } });
@@ -137,7 +140,7 @@ export class WebGpuBackend implements Backend {
           if (msgs.length || err) this.failures.push(new WebGpuError(`webgpu: kernel failed to compile: ${[...msgs, err?.message].filter(Boolean).join('; ')}\n${code}`));
         }),
       );
-      p = { pipeline, module, code, dispatch };
+      p = { pipeline, module, code };
       this.pipelines.set(key, p);
     }
     return p;
@@ -155,7 +158,12 @@ export class WebGpuBackend implements Backend {
     this.checkLimits(plan);
     const caps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels, subgroups: this.info.subgroups && webgpuDebug.subgroups };
     const variant = `${caps.software ? 'cpu' : 'gpu'}${caps.subgroups ? '+sg' : ''}`;
-    const kernels = plan.steps.map((s) => this.pipeline(`${variant}|${s.key}`, s.kernel.name, s.kernel.args, () => renderWgsl(s.kernel, caps)));
+    const kernels = plan.steps.map((s) => {
+      // map kernels take their size from a uniform: one pipeline for every size with the same index math
+      const sized = s.kernel.kind !== 'map';
+      const { pipeline } = this.pipeline(`${variant}|${sized ? s.key : kernelKey(s.kernel, { sizes: false })}`, s.kernel.name, s.kernel.args, () => renderWgsl(s.kernel, caps));
+      return { pipeline, dispatch: dispatchWgsl(s.kernel, caps), size: s.kernel.kind === 'map' ? this.sizeUniform(s.kernel.size) : undefined };
+    });
     const consts = plan.values.map((v) => (v.kind === 'const' ? (bufferOf(v.tensor, this) as GpuBuffer) : undefined));
     const bindGroups = new Map<string, GPUBindGroup>();
     return {
@@ -190,7 +198,19 @@ export class WebGpuBackend implements Backend {
   }
   private nextBufferId = 0;
 
-  private run(plan: Plan, kernels: { pipeline: GPUComputePipeline; dispatch: [number, number, number] }[], consts: (GpuBuffer | undefined)[], inputs: GpuBuffer[], bindGroups: Map<string, GPUBindGroup>): DeviceBuffer[] {
+  private sizeUniforms = new Map<number, GPUBuffer>();
+  /** A uniform holding an element count (vec4<i32>, the smallest uniform binding), shared by every plan. */
+  private sizeUniform(n: number): GPUBuffer {
+    let b = this.sizeUniforms.get(n);
+    if (!b) {
+      b = this.gpu.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      this.gpu.queue.writeBuffer(b, 0, new Int32Array([n, 0, 0, 0]));
+      this.sizeUniforms.set(n, b);
+    }
+    return b;
+  }
+
+  private run(plan: Plan, kernels: { pipeline: GPUComputePipeline; dispatch: [number, number, number]; size: GPUBuffer | undefined }[], consts: (GpuBuffer | undefined)[], inputs: GpuBuffer[], bindGroups: Map<string, GPUBindGroup>): DeviceBuffer[] {
     if (this.lost) throw new WebGpuError(`webgpu: the device was lost (${this.lost})`);
     const physical = plan.buffers.map((b) => (b.donor !== undefined ? inputs[b.donor]! : this.acquire(b.bytes)));
     if (webgpuDebug.poison) {
@@ -206,14 +226,16 @@ export class WebGpuBackend implements Backend {
     const enc = this.gpu.createCommandEncoder();
     const pass = enc.beginComputePass();
     plan.steps.forEach((s, i) => {
-      const { pipeline, dispatch } = kernels[i]!;
+      const { pipeline, dispatch, size } = kernels[i]!;
       const buffers = s.args.map((v) => bufferOfValue(v).buffer);
       // pooled buffers come back in the same order run after run, so bind groups repeat: reuse them
       const key = `${i}|${buffers.map((b) => this.bufferId(b)).join(',')}`;
       let group = bindGroups.get(key);
       if (!group) {
         if (bindGroups.size > 1024) bindGroups.clear();
-        group = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+        const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+        if (size) entries.push({ binding: buffers.length, resource: { buffer: size } });
+        group = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
         bindGroups.set(key, group);
       }
       pass.setPipeline(pipeline);

@@ -18,8 +18,11 @@ export interface WgslCaps {
 
 export interface RenderedKernel {
   code: string;
-  /** Workgroup counts for dispatchWorkgroups. */
-  dispatch: [number, number, number];
+  /**
+   * Map kernels read their element count from a uniform at this binding (after the storage buffers), so one
+   * pipeline serves every size (see kernelKey's `sizes: false`).
+   */
+  sizeBinding?: number;
 }
 
 const MAX_GROUPS = 65535;
@@ -294,6 +297,16 @@ function matmulStores(r: Renderer, s: Scope, k: Extract<Kernel, { kind: 'matmul'
   s.lines.push(...se.lines, '    }', '  }', '}');
 }
 
+/** A reduction gives each row a workgroup (else a thread; CPU adapters prefer that once there are rows enough). */
+const perRowOf = (k: Extract<Kernel, { kind: 'reduce' }>, caps: WgslCaps) => k.strategy === 'workgroup' && !(caps.software && k.rows >= 16);
+
+/** Workgroup counts for dispatchWorkgroups: per launch, since one map pipeline serves every size. */
+export function dispatchWgsl(k: Kernel, caps: WgslCaps): [number, number, number] {
+  if (k.kind === 'map') return dispatch1d(Math.ceil(k.size / MAP_WG));
+  if (k.kind === 'reduce') return dispatch1d(perRowOf(k, caps) ? k.rows : Math.ceil(k.rows / MAP_WG));
+  return [Math.ceil(k.n / TILE), Math.ceil(k.m / TILE), k.batch];
+}
+
 export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
   // WGSL has no bfloat16 type (the webgpu backend refuses bf16 tensors before planning; this guards direct use)
   if (kernel.args.some((a) => a.type === 'bf16') || kernelExprs(kernel).some((e) => e.type === 'bf16')) {
@@ -301,25 +314,25 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
   }
   const r = new Renderer(kernel, caps);
   const body: string[] = [];
-  let dispatch: [number, number, number];
   let wg: string;
   let extra: string[] = [];
+  let sizeBinding: number | undefined;
 
   if (kernel.kind === 'map') {
     wg = `${MAP_WG}`;
-    dispatch = dispatch1d(Math.ceil(kernel.size / MAP_WG));
+    sizeBinding = kernel.args.length;
+    extra.push(`@group(0) @binding(${sizeBinding}) var<uniform> tw_size: vec4<i32>;`);
     const s = new Scope(r);
     s.line(`let gid = i32(g.x + g.y * n.x * ${MAP_WG}u);`);
-    s.line(`if (gid >= ${kernel.size}) { return; }`);
+    s.line(`if (gid >= tw_size.x) { return; }`);
     kernel.stores.forEach((st) => s.store(st));
     body.push(`@compute @workgroup_size(${wg})`, `fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {`, ...s.lines, '}');
   } else if (kernel.kind === 'reduce') {
-    const perRow = kernel.strategy === 'workgroup' && !(caps.software && kernel.rows >= 16);
+    const perRow = perRowOf(kernel, caps);
     // WGSL shuffles take 32-bit scalars (f16 would need subgroups with f16 on top)
     const shuffles = (t: ScalarType) => caps.subgroups && (t === 'f32' || t === 'i32' || t === 'u32');
     const WG = perRow ? REDUCE_WG : MAP_WG;
     wg = `${WG}`;
-    dispatch = dispatch1d(perRow ? kernel.rows : Math.ceil(kernel.rows / WG));
     const s = new Scope(r);
     s.line(perRow ? `let row = i32(w.x + w.y * n.x);` : `let row = i32(g.x + g.y * n.x * ${WG}u);`);
     s.line(`if (row >= ${kernel.rows}) { return; }`);
@@ -404,7 +417,6 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
     const k = kernel;
     const t = k.accType;
     const R = TILE / TW;
-    dispatch = [Math.ceil(k.n / TILE), Math.ceil(k.m / TILE), k.batch];
     const loader = (nameFn: string, e: Expr, params: string) => {
       const sc = new Scope(r, undefined, '  ');
       const v = sc.ref(e);
@@ -436,7 +448,6 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
     const k = kernel;
     const t = k.accType;
     wg = `${TW}, ${TW}`;
-    dispatch = [Math.ceil(k.n / TILE), Math.ceil(k.m / TILE), k.batch];
     extra = [`var<workgroup> As: array<${t}, ${TK * TILE}>;`, `var<workgroup> Bs: array<${t}, ${TK * TILE}>;`];
     const s = new Scope(r);
     const R = TILE / TW;
@@ -481,5 +492,5 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
     );
   }
   const code = [...r.header(), ...SPECIALS, ...extra, ...r.helpers.values(), ...body].join('\n');
-  return { code, dispatch };
+  return { code, ...(sizeBinding !== undefined ? { sizeBinding } : {}) };
 }

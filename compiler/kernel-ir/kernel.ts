@@ -62,12 +62,17 @@ export type Kernel =
       accType: ScalarType;
     };
 
-/** Canonical text of a kernel: equal for structurally equal kernels, whatever the expression ids. */
-export function kernelKey(k: Kernel): string {
+/**
+ * Canonical text of a kernel: equal for structurally equal kernels, whatever the expression ids. `sizes: false`
+ * leaves out a map kernel's element count and argument sizes, for backends that pass the count at run time
+ * (its index expressions still carry every stride, so kernels with different index math keep distinct keys).
+ */
+export function kernelKey(k: Kernel, opts: { sizes?: boolean } = {}): string {
+  const sized = opts.sizes !== false || k.kind !== 'map';
   const roots: Expr[] = [];
   const stores = (ss: Store[]) => ss.map((s) => (roots.push(s.index, s.value), s.arg));
   const shape =
-    k.kind === 'map' ? [k.kind, k.size, stores(k.stores)]
+    k.kind === 'map' ? [k.kind, sized ? k.size : -1, stores(k.stores)]
     : k.kind === 'reduce' ? [k.kind, k.rows, k.cols, k.strategy, k.stages.map((s) => (roots.push(s.body), [s.fn, s.type])), stores(k.rowStores), stores(k.colStores)]
     : [k.kind, k.batch, k.m, k.n, k.k, k.accType, (roots.push(k.a, k.b), 0), stores(k.stores)];
   const order = topoOrder(roots);
@@ -75,7 +80,10 @@ export function kernelKey(k: Kernel): string {
   const text = order.map((e) => {
     const { id: _id, ...rest } = e;
     const kids = children(e).map((c) => local.get(c.id));
-    return `${JSON.stringify(rest, (key, v) => (['a', 'b', 'c', 'index', 'k0', 'k1', 'x0', 'x1'].includes(key) && typeof v === 'object' ? undefined : v))}${kids.join(',')}`;
+    // an index variable's range serves simplification only; renderers do not spell it
+    const drop = (key: string, v: unknown) => (['a', 'b', 'c', 'index', 'k0', 'k1', 'x0', 'x1'].includes(key) && typeof v === 'object') || (!sized && key === 'range');
+    return `${JSON.stringify(rest, (key, v) => (drop(key, v) ? undefined : v))}${kids.join(',')}`;
   });
-  return JSON.stringify([shape, k.args, text, roots.map((r) => local.get(r.id))]);
+  const args = sized ? k.args : k.args.map(({ type, access }) => ({ type, access }));
+  return JSON.stringify([shape, args, text, roots.map((r) => local.get(r.id))]);
 }
