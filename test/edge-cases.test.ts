@@ -4,19 +4,12 @@
 // is differentiable.
 import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
+import { expectClose } from './support/expect-close.ts';
 
 type T = tw.Tensor<'f64'>;
 const f64 = (xs: number[], shape?: number[]): T => tw.tensor(Float64Array.from(xs), 'f64', shape ?? [xs.length]);
 const vals = async (t: tw.Tensor) => Array.from((await t.data()) as ArrayLike<number>);
 
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-12, atol = 1e-12): void {
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i]!, w = want[i]!;
-    if (Number.isNaN(w) || !Number.isFinite(w)) expect(g, `[${i}]`).toBe(w);
-    else if (!(Math.abs(g - w) <= atol + rtol * Math.abs(w))) expect.fail(`[${i}]: got ${g}, want ${w}`);
-  }
-}
 const expectNoNaN = (xs: number[]) => expect(xs.some(Number.isNaN), `NaN in [${xs}]`).toBe(false);
 /** Exact zero checks compare by value: a cotangent that passed through neg() is -0, which is still exactly 0. */
 const unsign = (xs: number[]) => xs.map((v) => v + 0);

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import * as tw from 'twinflow';
 import { erf as libErf } from '../backends/cpu/erf.ts';
 import { rng } from './support/rng.ts';
+import { expectClose } from './support/expect-close.ts';
 
 // ---------- plain-JS helpers ----------
 
@@ -29,15 +30,6 @@ function rand(r: () => number, shape: number[], lo = -2, hi = 2): Nd {
 const f64 = (x: Nd) => tw.tensor(Float64Array.from(x.data), 'f64', x.shape);
 const vals = async (t: tw.Tensor) => Array.from((await t.data()) as ArrayLike<number>);
 
-/** Elementwise |got - want| <= atol + rtol |want|; NaN and infinities must match exactly. */
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-12, atol = 1e-12): void {
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i]!, w = want[i]!;
-    if (Number.isNaN(w) || !Number.isFinite(w)) expect(g, `[${i}]`).toBe(w);
-    else if (!(Math.abs(g - w) <= atol + rtol * Math.abs(w))) expect.fail(`[${i}]: got ${g}, want ${w}`);
-  }
-}
 async function expectNd(t: tw.Tensor, want: Nd, rtol = 1e-12, atol = 1e-12): Promise<void> {
   expect(t.shape).toEqual(want.shape);
   expectClose(await vals(t), want.data, rtol, atol);

@@ -595,6 +595,27 @@ interface TileSpec {
 }
 
 /**
+ * The double-buffered K loop of both matmul paths: tile kt + 1 is read into registers while tile kt is
+ * multiplied out of shared memory (`compute`), then written to the other buffer.
+ */
+function pipelinedK(A: ReturnType<typeof tileLoader>, B: ReturnType<typeof tileLoader>, KT: number, BK: number, compute: string[]): string[] {
+  if (KT === 0) return [];
+  return [
+    `    {`, `      const int k0 = 0;`, ...indent([...A.load, ...B.load, ...A.store('0'), ...B.store('0')], 6), `    }`,
+    `    __syncthreads();`,
+    `    for (int kt = 0; kt < ${KT}; kt++) {`,
+    `      const int buf = kt & 1;`,
+    `      if (kt + 1 < ${KT}) {`, `        const int k0 = (kt + 1) * ${BK};`, ...indent([...A.load, ...B.load], 8), `      }`,
+    ...indent(compute, 6),
+    `      if (kt + 1 < ${KT}) {`, ...indent([...A.store('buf ^ 1'), ...B.store('buf ^ 1')], 8), `      }`,
+    `      __syncthreads();`,
+    `    }`,
+  ];
+}
+
+const indent = (lines: string[], n: number) => lines.map((x) => ' '.repeat(n) + x);
+
+/**
  * Code that moves one tile from global memory into registers (`load`, run before computing on the current
  * tile) and from registers into a shared buffer (`store`, after): double buffering through registers.
  */
@@ -701,7 +722,6 @@ function renderSimt(r: Renderer, k: Extract<Kernel, { kind: 'matmul' }>, entry: 
     smem: (b, tr, tc) => `Bs[${b}][${tr}][${tc}]`, smemContig: 'second',
   }, root);
   const KT = Math.ceil(k.k / BK);
-  const ind = (lines: string[], n: number) => lines.map((x) => ' '.repeat(n) + x);
   const body: string[] = [
     `extern "C" __global__ void __launch_bounds__(${threads}) ${entry}(${r.params()}) {`,
     `  __shared__ __align__(16) ${ct} As[2][${BK}][${BM}];`,
@@ -715,32 +735,23 @@ function renderSimt(r: Renderer, k: Extract<Kernel, { kind: 'matmul' }>, entry: 
     `    for (int a = 0; a < ${TM}; a++)`,
     `#pragma unroll`,
     `      for (int b = 0; b < ${TN}; b++) acc[a][b] = 0;`,
-    ...ind([...A.decl, ...B.decl], 4),
+    ...indent([...A.decl, ...B.decl], 4),
   ];
-  if (KT > 0) {
-    body.push(
-      `    {`, `      const int k0 = 0;`, ...ind([...A.load, ...B.load, ...A.store('0'), ...B.store('0')], 6), `    }`,
-      `    __syncthreads();`,
-      `    for (int kt = 0; kt < ${KT}; kt++) {`,
-      `      const int buf = kt & 1;`,
-      `      if (kt + 1 < ${KT}) {`, `        const int k0 = (kt + 1) * ${BK};`, ...ind([...A.load, ...B.load], 8), `      }`,
-      `#pragma unroll`,
-      `      for (int kk = 0; kk < ${BK}; kk++) {`,
-      `        ${ct} ar[${TM}], br[${TN}];`,
-      `#pragma unroll`,
-      `        for (int g = 0; g < ${GM}; g++) *reinterpret_cast<${vt}*>(&ar[g * 4]) = *reinterpret_cast<const ${vt}*>(&As[buf][kk][g * ${BM / GM} + ty * 4]);`,
-      `#pragma unroll`,
-      `        for (int g = 0; g < ${GN}; g++) *reinterpret_cast<${vt}*>(&br[g * 4]) = *reinterpret_cast<const ${vt}*>(&Bs[buf][kk][g * ${BN / GN} + tx * 4]);`,
-      `#pragma unroll`,
-      `        for (int a = 0; a < ${TM}; a++)`,
-      `#pragma unroll`,
-      `          for (int b = 0; b < ${TN}; b++) acc[a][b] += ar[a] * br[b];`,
-      `      }`,
-      `      if (kt + 1 < ${KT}) {`, ...ind([...A.store('buf ^ 1'), ...B.store('buf ^ 1')], 8), `      }`,
-      `      __syncthreads();`,
-      `    }`,
-    );
-  }
+  const compute = [
+    `#pragma unroll`,
+    `for (int kk = 0; kk < ${BK}; kk++) {`,
+    `  ${ct} ar[${TM}], br[${TN}];`,
+    `#pragma unroll`,
+    `  for (int g = 0; g < ${GM}; g++) *reinterpret_cast<${vt}*>(&ar[g * 4]) = *reinterpret_cast<const ${vt}*>(&As[buf][kk][g * ${BM / GM} + ty * 4]);`,
+    `#pragma unroll`,
+    `  for (int g = 0; g < ${GN}; g++) *reinterpret_cast<${vt}*>(&br[g * 4]) = *reinterpret_cast<const ${vt}*>(&Bs[buf][kk][g * ${BN / GN} + tx * 4]);`,
+    `#pragma unroll`,
+    `  for (int a = 0; a < ${TM}; a++)`,
+    `#pragma unroll`,
+    `    for (int b = 0; b < ${TN}; b++) acc[a][b] += ar[a] * br[b];`,
+    `}`,
+  ];
+  body.push(...pipelinedK(A, B, KT, BK, compute));
   body.push(
     `#pragma unroll`,
     `    for (int a = 0; a < ${TM}; a++)`,
@@ -778,7 +789,6 @@ function renderMma(r: Renderer, k: Extract<Kernel, { kind: 'matmul' }>, entry: s
     smem: (b, tr, tc) => `Bs[${b}][${tr}][${tc}]`,
   }, root);
   const KT = Math.ceil(k.k / BK);
-  const ind = (lines: string[], n: number) => lines.map((x) => ' '.repeat(n) + x);
   const mma = (a: string, b: string, c: string) => `tw_mma_${type}(${c}, ${a}, ${b});`;
   const compute: string[] = type === 'tf32'
     ? [
@@ -833,21 +843,9 @@ function renderMma(r: Renderer, k: Extract<Kernel, { kind: 'matmul' }>, entry: s
     `      for (int ni = 0; ni < 4; ni++)`,
     `#pragma unroll`,
     `        for (int q = 0; q < 4; q++) acc[mi][ni][q] = 0.f;`,
-    ...ind([...A.decl, ...B.decl], 4),
+    ...indent([...A.decl, ...B.decl], 4),
   ];
-  if (KT > 0) {
-    body.push(
-      `    {`, `      const int k0 = 0;`, ...ind([...A.load, ...B.load, ...A.store('0'), ...B.store('0')], 6), `    }`,
-      `    __syncthreads();`,
-      `    for (int kt = 0; kt < ${KT}; kt++) {`,
-      `      const int buf = kt & 1;`,
-      `      if (kt + 1 < ${KT}) {`, `        const int k0 = (kt + 1) * ${BK};`, ...ind([...A.load, ...B.load], 8), `      }`,
-      ...ind(compute, 6),
-      `      if (kt + 1 < ${KT}) {`, ...ind([...A.store('buf ^ 1'), ...B.store('buf ^ 1')], 8), `      }`,
-      `      __syncthreads();`,
-      `    }`,
-    );
-  }
+  body.push(...pipelinedK(A, B, KT, BK, compute));
   body.push(
     `#pragma unroll`,
     `    for (int mi = 0; mi < 4; mi++)`,

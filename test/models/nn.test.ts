@@ -12,18 +12,12 @@ import { layerNorm, layerNormSpec, rmsNorm, rmsNormSpec } from '../../models/nn/
 import { combine, countParams, frozen, initParams, partitionTrainable, type SpecTree } from '../../models/nn/params.ts';
 import { timestepFeatures, twinTime, twinTimeSpec } from '../../models/nn/time.ts';
 import { adamw } from '../../models/optim/adamw.ts';
+import { expectClose } from '../support/expect-close.ts';
 
 type T64 = tw.Tensor<'f64'>;
 const normal64 = (seed: number, shape: number[]): T64 => tw.random.normal(tw.random.key(seed), shape, 'f64');
 const host = async (t: tw.Tensor): Promise<number[]> => Array.from((await t.data()) as ArrayLike<number>);
 
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-12, atol = 1e-12): void {
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < got.length; i++) {
-    const err = Math.abs(got[i]! - want[i]!);
-    if (!(err <= atol + rtol * Math.abs(want[i]!))) expect.fail(`index ${i}: got ${got[i]}, want ${want[i]} (error ${err})`);
-  }
-}
 
 /** Row-major [n, k] @ [k, m]. */
 function matmulRef(a: number[], b: number[], n: number, k: number, m: number): number[] {

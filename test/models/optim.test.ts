@@ -7,17 +7,11 @@ import { clipByGlobalNorm } from '../../models/optim/clip.ts';
 import { emaUpdate } from '../../models/optim/ema.ts';
 import type { Optimizer } from '../../models/optim/optimizer.ts';
 import { radam } from '../../models/optim/radam.ts';
+import { expectClose } from '../support/expect-close.ts';
 
 const normal64 = (seed: number, shape: number[]) => tw.random.normal(tw.random.key(seed), shape, 'f64');
 const host = async (t: tw.Tensor): Promise<number[]> => Array.from((await t.data()) as ArrayLike<number>);
 
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, atol: number): void {
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < got.length; i++) {
-    const err = Math.abs(got[i]! - want[i]!);
-    if (!(err <= atol + rtol * Math.abs(want[i]!))) expect.fail(`index ${i}: got ${got[i]}, want ${want[i]} (error ${err})`);
-  }
-}
 
 /** Plain-JS reference: one scalar parameter's trajectory, given per step (p, g, m, v, k) -> new p. */
 type RefStep = (p: number, g: number, m: number, v: number, k: number) => number;
