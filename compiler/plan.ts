@@ -189,7 +189,11 @@ function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[]
     if (v.kind === 'input' && opts.donated?.has(v.input)) bufferOf[id] = add({ bytes: bytes(id), output: false, donor: v.input }, -1, end(id));
   });
   const temps = values.map((_, id) => id).filter((id) => values[id]!.kind === 'computed' && first.has(id));
-  temps.sort((a, b) => bytes(b) - bytes(a) || first.get(a)! - first.get(b)!);
+  // among equal sizes, outputs first and in output order: a step's k-th output of a shape then lands in the
+  // buffer of its k-th donated input of that shape (parameters stay where they were, run after run)
+  const outAt = new Map(outputs.map((v, i) => [v, i]));
+  const rank = (v: number) => outAt.get(v) ?? outputs.length + first.get(v)!;
+  temps.sort((a, b) => bytes(b) - bytes(a) || rank(a) - rank(b));
   for (const v of temps) {
     const [from, to, need, out] = [first.get(v)!, end(v), bytes(v), isOutput.has(v)];
     const free = (b: number) => busy[b]!.every(([s, e]) => e < from || s > to);

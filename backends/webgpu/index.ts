@@ -232,7 +232,10 @@ export class WebGpuBackend implements Backend {
       const key = `${i}|${buffers.map((b) => this.bufferId(b)).join(',')}`;
       let group = bindGroups.get(key);
       if (!group) {
-        if (bindGroups.size > 1024) bindGroups.clear();
+        // a few runs' worth: kernels that bind fresh buffers every run (eager ops, outputs) would otherwise keep
+        // thousands of bind groups alive, and with them their descriptor sets, until the collector runs (Dawn on
+        // lavapipe crashed allocating descriptor pools after a few hundred MNIST training steps)
+        if (bindGroups.size > 4 * plan.steps.length + 16) bindGroups.clear();
         const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
         if (size) entries.push({ binding: buffers.length, resource: { buffer: size } });
         group = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
