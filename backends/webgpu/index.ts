@@ -272,6 +272,11 @@ export class WebGpuBackend implements Backend {
     return this.info.f16;
   }
 
+  /** The adapter is a CPU implementation (lavapipe, SwiftShader). */
+  get software(): boolean {
+    return this.info.software;
+  }
+
   stats(): { liveBuffers: number; pooled: number; pipelines: number } {
     let pooled = 0;
     for (const l of this.pool.values()) pooled += l.length;
