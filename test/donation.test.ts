@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import { webgpuInstance } from '../backends/webgpu/index.ts';
+import { unavailable } from './support/backend-probe.ts';
 
 type P = { w: tw.Tensor<'f32'>; b: tw.Tensor<'f32'> };
 
@@ -19,14 +20,7 @@ function setup() {
   return { step, init };
 }
 
-let webgpu: string | undefined;
-try {
-  await tw.setBackend('webgpu');
-} catch (e) {
-  webgpu = (e as Error).message;
-  console.warn(`donation: skipping the webgpu part: ${webgpu}`);
-}
-await tw.setBackend('cpu');
+const webgpu = await unavailable('webgpu', 'donation: skipping the webgpu part');
 
 for (const backend of ['cpu', 'webgpu'] as const) {
   describe.skipIf(backend === 'webgpu' && webgpu !== undefined)(`donation on ${backend}`, () => {

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import { adamw } from '../models/optim/adamw.ts';
+import { unavailable } from './support/backend-probe.ts';
 
 const kernels = (f: (...a: never[]) => unknown, ...args: unknown[]) => tw.explain(f as never, ...args).kernels;
 
@@ -57,14 +58,7 @@ describe('fusion', () => {
   });
 });
 
-let webgpu: string | undefined;
-try {
-  await tw.setBackend('webgpu');
-} catch (e) {
-  webgpu = (e as Error).message;
-  console.warn(`fusion: skipping the webgpu constants check: ${webgpu}`);
-}
-await tw.setBackend('cpu');
+const webgpu = await unavailable('webgpu', 'fusion: skipping the webgpu constants check');
 
 describe.skipIf(webgpu !== undefined)('fusion with constants made on webgpu', () => {
   it('softmax reads only its input: folded constants stay literals though WebGPU cannot read them back synchronously', async () => {

@@ -8,6 +8,7 @@ import { simplify } from '../compiler/simplify/index.ts';
 import { buildPlan, type Plan } from '../compiler/plan.ts';
 import { memoryOrder } from '../compiler/schedule.ts';
 import { traceGraph } from '../dsl/transforms.ts';
+import { unavailable } from './support/backend-probe.ts';
 
 const planOf = (f: (...a: never[]) => unknown, ...args: unknown[]): Plan =>
   buildPlan(simplify(traceGraph(f as never, args).graph, { final: true }), { bytesPer: () => 4, maxArgs: 8 });
@@ -79,14 +80,7 @@ describe('memory plan', () => {
 
 });
 
-let webgpu: string | undefined;
-try {
-  await tw.setBackend('webgpu');
-} catch (e) {
-  webgpu = (e as Error).message;
-  console.warn(`schedule: skipping the webgpu run: ${webgpu}`);
-}
-await tw.setBackend('cpu');
+const webgpu = await unavailable('webgpu', 'schedule: skipping the webgpu run');
 
 describe.skipIf(webgpu !== undefined)('memory plan on webgpu', () => {
   it('the reordered plan with shared buffers computes what the cpu oracle computes', async () => {
