@@ -15,7 +15,7 @@ import vm from 'node:vm';
 import * as tw from '../index.ts';
 import { cudaDebug, cudaInstance } from '../backends/cuda/index.ts';
 import { nvrtc, ptxCacheDir } from '../backends/cuda/nvrtc.ts';
-import { casesFor, compare, type Float, makeInputs, runCase, toTensors, values } from '../test/conformance/harness.ts';
+import { casesFor, compare, type Float, jittedStepCheck, makeInputs, runCase, toTensors, values } from '../test/conformance/harness.ts';
 import { CUDA_HALF_CASES, cudaCases } from '../test/conformance/cuda-cases.ts';
 import type { Case } from '../test/conformance/cases.ts';
 import { markdownTable, runCudaBench, runTorchPeer } from './cuda.ts';
@@ -119,39 +119,7 @@ async function main(): Promise<number> {
   });
 
   // ---- 3. a jitted training step reruns without recompiling or growing device memory
-  await check('jitted step: no recompilation, no growth in live buffers', async () => {
-    const k = tw.random.split(tw.random.key(1), 3);
-    const x = tw.random.normal(k[0]!, [32, 4]);
-    const y = tw.sin(tw.sum(x, 1, true));
-    type P = { w: tw.Tensor<'f32'>; b: tw.Tensor<'f32'> };
-    const loss = (p: P) => tw.mean(tw.square(tw.sub(tw.tanh(tw.add(tw.matmul(x, p.w), p.b)), y)));
-    const step = tw.jit((p: P) => {
-      const [l, g] = tw.valueAndGrad(loss)(p);
-      return { l, p: tw.treeMap((a: tw.Tensor<'f32'>, d: tw.Tensor<'f32'>) => a.sub(d.mul(0.2)), p, g) as P };
-    });
-    let p: P = { w: tw.random.normal(k[1]!, [4, 1]), b: tw.zeros([1]) };
-    const settle = async () => {
-      await step(p).l.data();
-      gc();
-      await new Promise((r) => setTimeout(r, 10));
-      return be.stats().liveBuffers;
-    };
-    for (let i = 0; i < 5; i++) ({ p } = step(p));
-    const early = await settle();
-    let first = NaN, last = NaN;
-    for (let i = 0; i < 60; i++) {
-      const r = step(p);
-      if (i === 0) first = await r.l.item();
-      if (i === 59) last = await r.l.item();
-      p = r.p;
-    }
-    const late = await settle();
-    const out: string[] = [];
-    if (step.stats.misses !== 1) out.push(`${step.stats.misses} compilations`);
-    if (!(last < first)) out.push(`loss did not fall: ${first} -> ${last}`);
-    if (late > early + 4) out.push(`live buffers grew from ${early} to ${late}`);
-    return out;
-  });
+  await check('jitted step: no recompilation, no growth in live buffers', () => jittedStepCheck(() => be.stats().liveBuffers, gc));
   cudaDebug.poison = false;
 
   // ---- 4. benchmark with the PyTorch peer

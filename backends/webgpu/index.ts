@@ -14,7 +14,7 @@ import type { Graph } from '../../dsl/graph.ts';
 import { type AVal, sizeOf } from '../../dsl/shape.ts';
 import { bufferOf } from '../../dsl/trace.ts';
 import { type DeviceInfo, openDevice } from './device.ts';
-import { dispatchWgsl, type RenderedKernel, renderWgsl } from './wgsl.ts';
+import { dispatchWgsl, type MatmulTile, type RenderedKernel, renderWgsl, type WgslCaps } from './wgsl.ts';
 
 /** A pooled device buffer; `bytes` is the pool size class. */
 export interface GpuBuffer {
@@ -37,6 +37,8 @@ export const webgpuDebug = {
   gpuKernels: false,
   /** Use subgroup operations where the device has them (tests turn this off to cover devices without). */
   subgroups: true,
+  /** Forces the GPU matmul tile (bench/webgpu.ts compares tiles with it). */
+  matmulTile: undefined as MatmulTile | undefined,
 };
 
 export class WebGpuBackend implements Backend {
@@ -156,8 +158,9 @@ export class WebGpuBackend implements Backend {
       throw e;
     }
     this.checkLimits(plan);
-    const caps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels, subgroups: this.info.subgroups && webgpuDebug.subgroups };
-    const variant = `${caps.software ? 'cpu' : 'gpu'}${caps.subgroups ? '+sg' : ''}`;
+    const { matmulTile } = webgpuDebug;
+    const caps: WgslCaps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels, subgroups: this.info.subgroups && webgpuDebug.subgroups, ...(matmulTile ? { matmulTile } : {}) };
+    const variant = `${caps.software ? 'cpu' : 'gpu'}${caps.subgroups ? '+sg' : ''}${matmulTile ? `+${matmulTile.bm}x${matmulTile.bn}x${matmulTile.bk}` : ''}`;
     const kernels = plan.steps.map((s) => {
       // map kernels take their size from a uniform: one pipeline for every size with the same index math
       const sized = s.kernel.kind !== 'map';

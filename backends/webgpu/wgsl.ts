@@ -14,6 +14,8 @@ export interface WgslCaps {
   software: boolean;
   /** The device has `subgroups`: per-row reductions combine lanes by shuffles instead of a workgroup-memory tree. */
   subgroups: boolean;
+  /** Forces the GPU matmul tile (benchmarks compare tiles with it); else chosen by matmulTile. */
+  matmulTile?: MatmulTile;
 }
 
 export interface RenderedKernel {
@@ -28,7 +30,8 @@ export interface RenderedKernel {
 const MAX_GROUPS = 65535;
 const MAP_WG = 256;
 const REDUCE_WG = 128;
-const TILE = 64, TK = 16, TW = 16; // matmul: 64×64 output tile, 16-wide K steps, 16×16 threads of 4×4 outputs
+/** Matmul threads per workgroup side (16×16), and the output tile of the CPU-adapter variant (4×4 per thread). */
+const TW = 16, CPU_TILE = 64;
 
 const wgslType = (t: ScalarType) => t;
 /** How an argument of this type is stored (WGSL has no bool storage). */
@@ -285,16 +288,105 @@ function kernelExprs(k: Kernel): Expr[] {
   return topoOrder(roots);
 }
 
-/** The epilogue of both matmul variants: each thread stores its R×R accumulators (row i, column j). */
-function matmulStores(r: Renderer, s: Scope, k: Extract<Kernel, { kind: 'matmul' }>, R: number, i: string, j: string): void {
-  s.line(`for (var r = 0; r < ${R}; r++) {`);
-  s.line(`  for (var c = 0; c < ${R}; c++) {`);
-  s.line(`    let i = ${i}; let j = ${j};`);
-  s.line(`    if (i < ${k.m} && j < ${k.n}) {`);
-  s.line(`      let s0 = acc[r][c];`);
-  const se = new Scope(r, s, '      ');
-  k.stores.forEach((st) => se.store(st));
-  s.lines.push(...se.lines, '    }', '  }', '}');
+type Matmul = Extract<Kernel, { kind: 'matmul' }>;
+
+/** An operand as a function of its indices (`load_a(batch, i, k)`, `load_b(batch, k, j)`). */
+function operandLoader(r: Renderer, name: string, e: Expr, params: string, t: ScalarType): string[] {
+  const sc = new Scope(r, undefined, '  ');
+  const v = sc.ref(e);
+  return [`fn ${name}(${params}) -> ${t} {`, ...sc.lines, `  return ${v};`, '}'];
+}
+
+/** The epilogue as a function of one output element: `store_c(batch, i, j, dot)` stores it if (i, j) is inside. */
+function outputStorer(r: Renderer, k: Matmul): string[] {
+  const sc = new Scope(r, undefined, '    ');
+  k.stores.forEach((st) => sc.store(st));
+  return [`fn store_c(batch: i32, i: i32, j: i32, s0: ${k.accType}) {`, `  if (i < ${k.m} && j < ${k.n}) {`, ...sc.lines, '  }', '}'];
+}
+
+/**
+ * The workgroup tile of a GPU matmul: BM×BN outputs, K in steps of BK. 128×128 tiles (8×8 outputs per thread)
+ * move half the operand bytes per flop of 64×64 ones, but only pay when there are workgroups enough to fill
+ * the device.
+ */
+export interface MatmulTile {
+  bm: 64 | 128;
+  bn: 64 | 128;
+  bk: 8 | 16;
+}
+export function matmulTile(k: Matmul, caps: WgslCaps): MatmulTile {
+  if (caps.matmulTile) return caps.matmulTile;
+  const big = Math.ceil(k.m / 128) * Math.ceil(k.n / 128) * k.batch >= 256;
+  return big ? { bm: 128, bn: 128, bk: 8 } : { bm: 64, bn: 64, bk: 16 };
+}
+
+/**
+ * The GPU matmul: 16×16 threads share BK-deep slices of A and B in workgroup memory, stored k-major as vec4s so
+ * each thread reads its 4-wide row and column groups with vector loads; each thread holds (BM/16)×(BN/16)
+ * accumulators as vec4 registers, written out as straight-line code so none of them spills to an array. Its
+ * rows are ly*4 + {0..3} + 64g (columns likewise with lx), so a warp's vector reads hit distinct banks. The next
+ * slice is loaded into registers while the current one is multiplied. Returns the workgroup declarations.
+ */
+function tiledMatmul(s: Scope, k: Matmul, tile: MatmulTile): string[] {
+  const { bm, bn, bk } = tile;
+  const t = k.accType;
+  const threads = TW * TW;
+  const la = (bm * bk) / threads, lb = (bk * bn) / threads; // operand elements each thread loads per slice
+  const gm = bm / 64, gn = bn / 64; // vec4 groups per thread along rows and columns
+  const zero = literal(0, t);
+  // rows past the edge are clamped (never stored); k past the end reads zero in both operands, so the product is 0
+  const clampI = (e: string) => (k.m % bm ? `min(${e}, ${k.m - 1})` : e);
+  const clampJ = (e: string) => (k.n % bn ? `min(${e}, ${k.n - 1})` : e);
+  const guardK = (kk: string, v: string) => (k.k % bk ? `select(${zero}, ${v}, ${kk} < ${k.k})` : v);
+  s.line(`let batch = i32(w.z);`);
+  s.line(`let i0 = i32(w.y) * ${bm};`);
+  s.line(`let j0 = i32(w.x) * ${bn};`);
+  s.line(`let lx = i32(lid.x); let ly = i32(lid.y);`);
+  s.line(`var pa: array<${t}, ${la}>; var pb: array<${t}, ${lb}>;`);
+  const fetch = (k0: string) => {
+    for (let q = 0; q < la; q++) {
+      const e = `(i32(l) + ${q * threads})`;
+      s.line(`  pa[${q}] = ${guardK(`${k0} + ${e} % ${bk}`, `load_a(batch, ${clampI(`i0 + ${e} / ${bk}`)}, min(${k0} + ${e} % ${bk}, ${Math.max(k.k - 1, 0)}))`)};`);
+    }
+    for (let q = 0; q < lb; q++) {
+      const e = `(i32(l) + ${q * threads})`;
+      s.line(`  pb[${q}] = ${guardK(`${k0} + ${e} / ${bn}`, `load_b(batch, min(${k0} + ${e} / ${bn}, ${Math.max(k.k - 1, 0)}), ${clampJ(`j0 + ${e} % ${bn}`)})`)};`);
+    }
+  };
+  for (let r = 0; r < 4 * gm; r++) for (let c = 0; c < gn; c++) s.line(`var c${r}_${c}: vec4<${t}>;`);
+  if (k.k > 0) {
+    s.line(`{`);
+    fetch('0');
+    s.line(`}`);
+  }
+  s.line(`for (var k0 = 0; k0 < ${k.k}; k0 += ${bk}) {`);
+  s.line(`  workgroupBarrier();`);
+  for (let q = 0; q < la; q++) {
+    const e = `(i32(l) + ${q * threads})`;
+    s.line(`  As[(${e} % ${bk}) * ${bm / 4} + ${e} / ${bk} / 4][${e} / ${bk} % 4] = pa[${q}];`);
+  }
+  for (let q = 0; q < lb; q++) {
+    const e = `(i32(l) + ${q * threads})`;
+    s.line(`  Bs[(${e} / ${bn}) * ${bn / 4} + ${e} % ${bn} / 4][${e} % 4] = pb[${q}];`);
+  }
+  s.line(`  workgroupBarrier();`);
+  s.line(`  if (k0 + ${bk} < ${k.k}) {`);
+  fetch(`(k0 + ${bk})`);
+  s.line(`  }`);
+  s.line(`  for (var kk = 0; kk < ${bk}; kk++) {`);
+  for (let g = 0; g < gm; g++) s.line(`    let a${g} = As[kk * ${bm / 4} + ${g * 16} + ly];`);
+  for (let g = 0; g < gn; g++) s.line(`    let b${g} = Bs[kk * ${bn / 4} + ${g * 16} + lx];`);
+  for (let r = 0; r < 4 * gm; r++) {
+    for (let c = 0; c < gn; c++) s.line(`    c${r}_${c} += a${r >> 2}[${r & 3}] * b${c};`);
+  }
+  s.line(`  }`);
+  s.line(`}`);
+  for (let r = 0; r < 4 * gm; r++) {
+    for (let c = 0; c < gn; c++) {
+      for (let v = 0; v < 4; v++) s.line(`store_c(batch, i0 + ${(r >> 2) * 64} + ly * 4 + ${r & 3}, j0 + ${c * 64} + lx * 4 + ${v}, c${r}_${c}[${v}]);`);
+    }
+  }
+  return [`var<workgroup> As: array<vec4<${t}>, ${(bk * bm) / 4}>;`, `var<workgroup> Bs: array<vec4<${t}>, ${(bk * bn) / 4}>;`];
 }
 
 /** A reduction gives each row a workgroup (else a thread; CPU adapters prefer that once there are rows enough). */
@@ -304,7 +396,9 @@ const perRowOf = (k: Extract<Kernel, { kind: 'reduce' }>, caps: WgslCaps) => k.s
 export function dispatchWgsl(k: Kernel, caps: WgslCaps): [number, number, number] {
   if (k.kind === 'map') return dispatch1d(Math.ceil(k.size / MAP_WG));
   if (k.kind === 'reduce') return dispatch1d(perRowOf(k, caps) ? k.rows : Math.ceil(k.rows / MAP_WG));
-  return [Math.ceil(k.n / TILE), Math.ceil(k.m / TILE), k.batch];
+  if (caps.software) return [Math.ceil(k.n / CPU_TILE), Math.ceil(k.m / CPU_TILE), k.batch];
+  const { bm, bn } = matmulTile(k, caps);
+  return [Math.ceil(k.n / bn), Math.ceil(k.m / bm), k.batch];
 }
 
 export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
@@ -412,84 +506,47 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
       ...s.lines,
       '}',
     );
-  } else if (caps.software) {
-    // each thread accumulates 4×4 outputs straight from the operands: no workgroup memory, no barriers
-    const k = kernel;
-    const t = k.accType;
-    const R = TILE / TW;
-    const loader = (nameFn: string, e: Expr, params: string) => {
-      const sc = new Scope(r, undefined, '  ');
-      const v = sc.ref(e);
-      return [`fn ${nameFn}(${params}) -> ${t} {`, ...sc.lines, `  return ${v};`, '}'];
-    };
-    extra = [...loader('load_a', k.a, 'batch: i32, i: i32, k: i32'), ...loader('load_b', k.b, 'batch: i32, k: i32, j: i32')];
-    const s = new Scope(r);
-    s.line(`let batch = i32(w.z);`);
-    s.line(`let i0 = (i32(w.y) * ${TW} + i32(lid.y)) * ${R};`);
-    s.line(`let j0 = (i32(w.x) * ${TW} + i32(lid.x)) * ${R};`);
-    s.line(`if (i0 >= ${k.m} || j0 >= ${k.n}) { return; }`);
-    s.line(`var acc: array<array<${t}, ${R}>, ${R}>;`);
-    // rows and columns past the edge are clamped to the last one (their results are not stored)
-    s.line(`var ii: array<i32, ${R}>; var jj: array<i32, ${R}>;`);
-    s.line(`for (var r = 0; r < ${R}; r++) { ii[r] = min(i0 + r, ${k.m - 1}); jj[r] = min(j0 + r, ${k.n - 1}); }`);
-    s.line(`for (var k = 0; k < ${k.k}; k++) {`);
-    s.line(`  var ar: array<${t}, ${R}>; var br: array<${t}, ${R}>;`);
-    s.line(`  for (var r = 0; r < ${R}; r++) { ar[r] = load_a(batch, ii[r], k); br[r] = load_b(batch, k, jj[r]); }`);
-    s.line(`  for (var r = 0; r < ${R}; r++) { for (var c = 0; c < ${R}; c++) { acc[r][c] += ar[r] * br[c]; } }`);
-    s.line(`}`);
-    matmulStores(r, s, k, R, 'i0 + r', 'j0 + c');
-    body.push(
-      `@compute @workgroup_size(${TW}, ${TW})`,
-      `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`,
-      ...s.lines,
-      '}',
-    );
   } else {
     const k = kernel;
     const t = k.accType;
-    wg = `${TW}, ${TW}`;
-    extra = [`var<workgroup> As: array<${t}, ${TK * TILE}>;`, `var<workgroup> Bs: array<${t}, ${TK * TILE}>;`];
+    extra = [
+      ...operandLoader(r, 'load_a', k.a, 'batch: i32, i: i32, k: i32', t),
+      ...operandLoader(r, 'load_b', k.b, 'batch: i32, k: i32, j: i32', t),
+      ...outputStorer(r, k),
+    ];
     const s = new Scope(r);
-    const R = TILE / TW;
-    s.line(`let batch = i32(w.z);`);
-    s.line(`let i0 = i32(w.y) * ${TILE};`);
-    s.line(`let j0 = i32(w.x) * ${TILE};`);
-    s.line(`var acc: array<array<${t}, ${R}>, ${R}>;`);
-    s.line(`for (var k0 = 0; k0 < ${k.k}; k0 += ${TK}) {`);
-    // each of the 256 threads loads 4 elements of A's 64×16 tile and 4 of B's 16×64 tile
-    s.line(`  for (var q = 0; q < ${(TILE * TK) / (TW * TW)}; q++) {`);
-    s.line(`    let e = i32(l) + q * ${TW * TW};`);
-    s.line(`    {`);
-    s.line(`      let i = i0 + e / ${TK}; let k = k0 + e % ${TK};`);
-    const sa = new Scope(r, s, '      ');
-    const av = sa.ref(k.a);
-    s.lines.push(...sa.lines);
-    s.line(`      As[(e % ${TK}) * ${TILE} + e / ${TK}] = select(${literal(0, t)}, ${av}, i < ${k.m} && k < ${k.k});`);
-    s.line(`    }`);
-    s.line(`    {`);
-    s.line(`      let k = k0 + e / ${TILE}; let j = j0 + e % ${TILE};`);
-    const sb = new Scope(r, s, '      ');
-    const bv = sb.ref(k.b);
-    s.lines.push(...sb.lines);
-    s.line(`      Bs[e] = select(${literal(0, t)}, ${bv}, k < ${k.k} && j < ${k.n});`);
-    s.line(`    }`);
-    s.line(`  }`);
-    s.line(`  workgroupBarrier();`);
-    s.line(`  for (var kk = 0; kk < ${TK}; kk++) {`);
-    s.line(`    var ar: array<${t}, ${R}>; var br: array<${t}, ${R}>;`);
-    s.line(`    for (var r = 0; r < ${R}; r++) { ar[r] = As[kk * ${TILE} + i32(ly) * ${R} + r]; br[r] = Bs[kk * ${TILE} + i32(lx) * ${R} + r]; }`);
-    s.line(`    for (var r = 0; r < ${R}; r++) { for (var c = 0; c < ${R}; c++) { acc[r][c] += ar[r] * br[c]; } }`);
-    s.line(`  }`);
-    s.line(`  workgroupBarrier();`);
-    s.line(`}`);
-    matmulStores(r, s, k, R, `i0 + i32(ly) * ${R} + r`, `j0 + i32(lx) * ${R} + c`);
-    body.push(
-      `@compute @workgroup_size(${wg})`,
-      `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) l: u32, @builtin(local_invocation_id) lid: vec3<u32>) {`,
-      `  let lx = lid.x; let ly = lid.y;`,
-      ...s.lines,
-      '}',
-    );
+    if (caps.software) {
+      // each thread accumulates 4×4 outputs straight from the operands: no workgroup memory, no barriers
+      const R = 4;
+      s.line(`let batch = i32(w.z);`);
+      s.line(`let i0 = (i32(w.y) * ${CPU_TILE / R} + i32(lid.y)) * ${R};`);
+      s.line(`let j0 = (i32(w.x) * ${CPU_TILE / R} + i32(lid.x)) * ${R};`);
+      s.line(`if (i0 >= ${k.m} || j0 >= ${k.n}) { return; }`);
+      s.line(`var acc: array<array<${t}, ${R}>, ${R}>;`);
+      // rows and columns past the edge are clamped to the last one (their results are not stored)
+      s.line(`var ii: array<i32, ${R}>; var jj: array<i32, ${R}>;`);
+      s.line(`for (var r = 0; r < ${R}; r++) { ii[r] = min(i0 + r, ${k.m - 1}); jj[r] = min(j0 + r, ${k.n - 1}); }`);
+      s.line(`for (var k = 0; k < ${k.k}; k++) {`);
+      s.line(`  var ar: array<${t}, ${R}>; var br: array<${t}, ${R}>;`);
+      s.line(`  for (var r = 0; r < ${R}; r++) { ar[r] = load_a(batch, ii[r], k); br[r] = load_b(batch, k, jj[r]); }`);
+      s.line(`  for (var r = 0; r < ${R}; r++) { for (var c = 0; c < ${R}; c++) { acc[r][c] += ar[r] * br[c]; } }`);
+      s.line(`}`);
+      s.line(`for (var r = 0; r < ${R}; r++) { for (var c = 0; c < ${R}; c++) { store_c(batch, i0 + r, j0 + c, acc[r][c]); } }`);
+      body.push(
+        `@compute @workgroup_size(${CPU_TILE / R}, ${CPU_TILE / R})`,
+        `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`,
+        ...s.lines,
+        '}',
+      );
+    } else {
+      extra.push(...tiledMatmul(s, k, matmulTile(k, caps)));
+      body.push(
+        `@compute @workgroup_size(${TW}, ${TW})`,
+        `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) l: u32, @builtin(local_invocation_id) lid: vec3<u32>) {`,
+        ...s.lines,
+        '}',
+      );
+    }
   }
   const code = [...r.header(), ...SPECIALS, ...extra, ...r.helpers.values(), ...body].join('\n');
   return { code, ...(sizeBinding !== undefined ? { sizeBinding } : {}) };

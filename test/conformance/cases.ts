@@ -61,6 +61,8 @@ export const cases: Case[] = [
   { name: 'matmul batched broadcast', inputs: [F(2, 1, 5, 8), F(3, 8, 6)], fn: (a, b) => tw.matmul(a, b) },
   { name: 'matmul vector', inputs: [F(7), F(7, 4)], fn: (a, b) => tw.matmul(a, b) },
   { name: 'gelu(x @ W + b)', inputs: [F(9, 20), F(20, 30), F(30)], fn: (x, w, b) => tw.gelu(tw.add(tw.matmul(x, w), b)), kernels: 1 },
+  // several workgroup tiles in each direction, ragged edges and a K that no tile depth divides
+  { name: 'gelu(x @ W^T + b) over several tiles', inputs: [F(2, 130, 67), F(150, 67), F(150)], fn: (x, w, b) => tw.gelu(tw.add(tw.matmul(x, tw.transpose(w)), b)), kernels: 1 },
   { name: 'matmul with transposed operand', inputs: [F(12, 10), F(14, 10)], fn: (a, b) => tw.matmul(a, tw.transpose(b)), kernels: 1 },
   { name: 'einsum attention scores', inputs: [F(2, 3, 5, 8), F(2, 3, 6, 8)], fn: (q, k) => tw.einsum('bhqd,bhkd->bhqk', q, k) },
   { name: 'attention with key mask', inputs: [F(2, 5, 8), F(2, 6, 8), F(2, 6, 4), F(2, 1, 6)], fn: (q, k, v, m) => tw.attention(q, k, v, { mask: tw.gt(m, -0.5) }) },

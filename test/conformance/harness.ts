@@ -98,3 +98,42 @@ export async function runCase(c: Case, backend: tw.BackendName, float: Float, mo
   }
   return failures;
 }
+
+/**
+ * A jitted training step run 121 times on the current backend: it must compile once, its loss must fall, and
+ * after a first 60 steps have filled the buffer pool (outputs return to it when collected), 60 more must not
+ * grow the live device buffers (checked only when `gc` is given: collection is what returns buffers).
+ */
+export async function jittedStepCheck(liveBuffers: () => number, gc?: () => void): Promise<string[]> {
+  type P = { w: tw.Tensor<'f32'>; b: tw.Tensor<'f32'> };
+  const k = tw.random.split(tw.random.key(1), 3);
+  const x = tw.random.normal(k[0]!, [32, 4]);
+  const y = tw.sin(tw.sum(x, 1, true));
+  const loss = (p: P) => tw.mean(tw.square(tw.sub(tw.tanh(tw.add(tw.matmul(x, p.w), p.b)), y)));
+  const step = tw.jit((p: P) => {
+    const [l, g] = tw.valueAndGrad(loss)(p);
+    return { l, p: tw.treeMap((a: tw.Tensor<'f32'>, d: tw.Tensor<'f32'>) => a.sub(d.mul(0.2)), p, g) as P };
+  });
+  let p: P = { w: tw.random.normal(k[1]!, [4, 1]), b: tw.zeros([1]) };
+  const settle = async () => {
+    await (await step(p)).l.data();
+    gc?.();
+    await new Promise((r) => setTimeout(r, 10));
+    return liveBuffers();
+  };
+  for (let i = 0; i < 60; i++) ({ p } = step(p));
+  const early = await settle();
+  let first = NaN, last = NaN;
+  for (let i = 0; i < 60; i++) {
+    const r = step(p);
+    if (i === 0) first = await r.l.item();
+    if (i === 59) last = await r.l.item();
+    p = r.p;
+  }
+  const late = await settle();
+  const out: string[] = [];
+  if (step.stats.misses !== 1 || step.stats.hits !== 121) out.push(`jit cache: ${JSON.stringify(step.stats)}, expected 121 hits and 1 miss`);
+  if (!(last < first)) out.push(`loss did not fall: ${first} -> ${last}`);
+  if (gc && late > early + 4) out.push(`live buffers grew from ${early} to ${late} over 60 steps`);
+  return out;
+}
