@@ -1,12 +1,14 @@
 // WebGPU benchmark: this project against jax-js (@jax-js/jax) and tfjs (@tensorflow/tfjs-backend-webgpu), in one
 // process on one Dawn adapter (npm `webgpu`), so the ratios are comparable even on Mesa lavapipe.
 //
-//   npm run bench:webgpu [-- --out DIR] [--only matmul,MLP] [--size small|large]
+//   npm run bench:webgpu [-- --out DIR] [--only matmul,MLP] [--size small|large] [--tiles]
+//   (--tiles adds this project's matmul rows with each GPU tile forced, to choose matmulTile's rule)
 //   on the GPU machine: ../shared/device/pack.sh bench/webgpu.ts, then `bash .device/run.sh webgpu --out $OUT`
 //
-// Method, per row and framework: two warm-up runs (compilation, pipeline caches), then R repetitions of
-// N back-to-back iterations ending in one readback of the last result (N chosen from the warm time so a
-// repetition takes ~REP_MS; repetitions interleaved across frameworks); the figure is the median over
+// Method, per row and framework: warm-up runs (compilation, pipeline caches) that also time 1 and 3 iterations,
+// then R repetitions of N back-to-back iterations ending in one readback of the last result (N chosen so a
+// repetition takes at least ~REP_MS and its fixed cost — mostly the readback, ~0.8 ms per MB from Dawn's mapped
+// memory on an H200 — is at most 5% of it; repetitions interleaved across frameworks); the figure is the median over
 // repetitions of (repetition time / N). Every framework gets the same host data; the warm-up results are
 // compared against ours, so a framework that skipped work (jax-js drops the unsubmitted work of disposed
 // arrays) or computed something else shows up. A framework that fails on a row gets the reason in its cell.
@@ -22,7 +24,8 @@ import * as tf from '@tensorflow/tfjs-core';
 // dist/register_all_gradients is extensionless ESM that Node cannot load)
 import '@tensorflow/tfjs-layers';
 import * as tw from '../index.ts';
-import { webgpuInstance } from '../backends/webgpu/index.ts';
+import { webgpuDebug, webgpuInstance } from '../backends/webgpu/index.ts';
+import { MATMUL_TILES, type MatmulTile } from '../backends/webgpu/wgsl.ts';
 import { adamw, type AdamState } from '../models/optim/adamw.ts';
 
 // ---- one Dawn instance for everyone: our backend and both peers take navigator.gpu when it is set
@@ -59,6 +62,8 @@ const software = info.vendor === 'mesa' || info.architecture === 'swiftshader' |
 // problem sizes: small on software adapters, large on GPUs; `--size small|large` overrides
 const small = opt('size') ? opt('size') === 'small' : software;
 const REP_MS = small ? 300 : 200;
+/** Bytes of outputs a repetition may hold before its readback (GPUs have tens of GiB; software adapters use RAM). */
+const MAX_HELD = software ? 2 ** 30 : 2 ** 33;
 
 // ---- frameworks; one that cannot start on this adapter gets the reason in every cell of its column
 type Fw = 'twinflow' | 'jax-js' | 'tfjs';
@@ -118,7 +123,7 @@ const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e)).s
  * Runs one row: every framework is set up and warmed up, then the timed repetitions are interleaved across
  * frameworks (rep 1 of each, rep 2 of each, ...), so load from elsewhere on the machine hits all of them alike.
  */
-async function bench(name: string, shape: string, metric: Row['metric'], work: number, outBytes: number, tol: number, make: Record<Fw, () => Case>) {
+async function bench(name: string, shape: string, metric: Row['metric'], work: number, outBytes: number, tol: number, make: Partial<Record<Fw, () => Case>>) {
   if (only && !only.some((o) => name.startsWith(o))) return;
   const t0 = now();
   const cells = FRAMEWORKS.map((fw): Cell => ({ fw }));
@@ -130,20 +135,36 @@ async function bench(name: string, shape: string, metric: Row['metric'], work: n
     const cell = cells[i]!;
     try {
       if (unavailable[fw]) throw new Error(unavailable[fw]);
-      const c = (cases[i] = make[fw]());
+      const mk = make[fw];
+      if (!mk) {
+        cell.note = 'not run';
+        continue;
+      }
+      const c = (cases[i] = mk());
       cell.note = c.note;
       const first = await c.finish([c.run()]); // compiles
-      const t = now();
-      await c.finish([c.run()]);
-      const warm = now() - t;
-      maxWarm = Math.max(maxWarm, warm);
+      // a repetition costs fixed + N·per: the fixed part (readback, mostly) from timing 1 and 3 iterations
+      const time = async (k: number) => {
+        let best = Infinity;
+        for (let r = 0; r < 2; r++) {
+          const t = now();
+          await c.finish(Array.from({ length: k }, () => c.run()));
+          best = Math.min(best, now() - t);
+        }
+        return best;
+      };
+      const t1 = await time(1), t3 = await time(3);
+      const per = Math.max((t3 - t1) / 2, t1 / 100, 0.005);
+      const fixed = Math.max(t1 - per, 0);
+      maxWarm = Math.max(maxWarm, t1);
       if (fw === 'twinflow') ref = first;
       else if (ref) {
         cell.maxRelDiff = maxRelDiff(first, ref);
         if (!(cell.maxRelDiff <= tol)) throw new Error(`result differs from twinflow's (max rel diff ${cell.maxRelDiff.toExponential(1)})`);
       }
-      // N iterations per repetition, bounded so the undisposed outputs of one repetition stay under 1 GiB
-      const iters = Math.max(1, Math.min(Math.round(REP_MS / Math.max(warm, 0.01)), 200, Math.floor(2 ** 30 / Math.max(outBytes, 1))));
+      // N iterations per repetition, enough that the fixed part is at most 5% of it, bounded so the undisposed
+      // outputs of one repetition fit in memory
+      const iters = Math.max(1, Math.min(Math.round(Math.max(REP_MS, 20 * fixed) / per), 1000, Math.floor(MAX_HELD / Math.max(outBytes, 1))));
       live.push({ cell, c, iters, times: [] });
     } catch (e) {
       cell.error = errorText(e);
@@ -151,7 +172,9 @@ async function bench(name: string, shape: string, metric: Row['metric'], work: n
     await gc();
   }
   const reps = maxWarm > 500 ? 3 : 5;
-  for (let r = 0; r < reps; r++) {
+  // repetition 0 is not timed: it fills each framework's buffer pool with N outputs' worth (creating a GPUBuffer
+  // costs more than many a kernel here), so the timed ones see steady state
+  for (let r = 0; r <= reps; r++) {
     for (const l of live) {
       if (l.cell.error) continue;
       try {
@@ -160,7 +183,7 @@ async function bench(name: string, shape: string, metric: Row['metric'], work: n
         const hs = [];
         for (let i = 0; i < l.iters; i++) hs.push(l.c.run());
         await l.c.finish(hs);
-        l.times.push((now() - t) / l.iters);
+        if (r > 0) l.times.push((now() - t) / l.iters);
       } catch (e) {
         l.cell.error = errorText(e);
       }
@@ -208,14 +231,24 @@ const jxFinish = async (hs: jax.Array[]) => {
 
 // ---- rows
 const matmulSizes = small ? [256, 512, 1024] : [1024, 2048, 4096];
+const twMatmul = (a: Float32Array, b: Float32Array, n: number, tile?: MatmulTile): Case => {
+  const [x, y] = [twT(a, [n, n]), twT(b, [n, n])];
+  const f = tw.jit((p: tw.Tensor<'f32'>, q: tw.Tensor<'f32'>) => p.matmul(q));
+  // the tile is read when the function compiles, on its first run (inside the warm-up)
+  const run = () => {
+    webgpuDebug.matmulTile = tile;
+    try {
+      return f(x, y);
+    } finally {
+      webgpuDebug.matmulTile = undefined;
+    }
+  };
+  return { run, finish: twFinish, note: tile ? `jit, tile ${tile.bm}×${tile.bn}×${tile.bk}` : 'jit' };
+};
 for (const n of matmulSizes) {
   const a = randn(n * n), b = randn(n * n);
   await bench('matmul f32', `${n}×${n}×${n}`, 'GFLOP/s', 2 * n ** 3, 4 * n * n, 1e-4, {
-    twinflow: () => {
-      const [x, y] = [twT(a, [n, n]), twT(b, [n, n])];
-      const f = tw.jit((p: tw.Tensor<'f32'>, q: tw.Tensor<'f32'>) => p.matmul(q));
-      return { run: () => f(x, y), finish: twFinish, note: 'jit' };
-    },
+    twinflow: () => twMatmul(a, b, n),
     'jax-js': () => {
       const [x, y] = [jxT(a, [n, n]), jxT(b, [n, n])];
       const f = jax.jit((p: jax.Array, q: jax.Array) => np.matmul(p, q));
@@ -226,6 +259,13 @@ for (const n of matmulSizes) {
       return { run: () => tf.matMul(x, y), finish: tfFinish, cleanup: () => (x.dispose(), y.dispose()), note: 'tf.matMul' };
     },
   });
+}
+
+if (args.includes('--tiles')) {
+  for (const n of matmulSizes) {
+    const a = randn(n * n), b = randn(n * n);
+    for (const tile of MATMUL_TILES) await bench(`matmul f32 tile ${tile.bm}×${tile.bn}×${tile.bk}`, `${n}×${n}×${n}`, 'GFLOP/s', 2 * n ** 3, 4 * n * n, 1e-4, { twinflow: () => twMatmul(a, b, n, tile) });
+  }
 }
 
 {
@@ -401,6 +441,7 @@ const [R, C] = small ? [1024, 512] : [4096, 1024];
 // ---- report
 const date = new Date().toISOString();
 const fmtCell = (r: Row, c: Cell) => {
+  if (c.note === 'not run') return '–';
   if (c.ms === undefined || c.error) return c.ms === undefined ? `failed: ${c.error}` : `${c.ms.toFixed(2)} ms ⚠ ${c.error}`;
   const rate = r.work / (c.ms * 1e-3) / 1e9;
   return `${c.ms < 10 ? c.ms.toFixed(3) : c.ms.toFixed(1)} ms (${rate < 10 ? rate.toFixed(2) : rate.toFixed(0)} ${r.metric})`;
@@ -417,7 +458,7 @@ const lines = [
   ``,
   `- date: ${date}`,
   `- adapter: ${adapterDesc} (${software ? 'software' : 'hardware'}); twinflow ${webgpuInstance()?.device ?? '?'}`,
-  `- method: 2 warm-up runs, then median over repetitions of (N back-to-back iterations + readback of the last) / N`,
+  `- method: warm-up runs, then median over repetitions of (N back-to-back iterations + readback of the last) / N, N such that the readback is ≤ 5% of a repetition`,
   `- ratio = best peer time / twinflow time (> 1: twinflow is faster)`,
   ``,
   `| row | shape | twinflow | jax-js | tfjs | ratio |`,

@@ -305,20 +305,19 @@ function outputStorer(r: Renderer, k: Matmul): string[] {
 }
 
 /**
- * The workgroup tile of a GPU matmul: BM×BN outputs, K in steps of BK. 128×128 tiles (8×8 outputs per thread)
- * move half the operand bytes per flop of 64×64 ones, but only pay when there are workgroups enough to fill
- * the device.
+ * The workgroup tile of a GPU matmul: BM×BN outputs, K in steps of BK. 64×128×8 was the best or within 2% of
+ * it at every size of bench/webgpu.ts --tiles on an H200 (1024³ to 4096³: 20, 27 and 27 TFLOP/s), where
+ * 128×128 starves 1024³ of workgroups and 16-deep slices cost occupancy.
  */
 export interface MatmulTile {
   bm: 64 | 128;
   bn: 64 | 128;
   bk: 8 | 16;
 }
-export function matmulTile(k: Matmul, caps: WgslCaps): MatmulTile {
-  if (caps.matmulTile) return caps.matmulTile;
-  const big = Math.ceil(k.m / 128) * Math.ceil(k.n / 128) * k.batch >= 256;
-  return big ? { bm: 128, bn: 128, bk: 8 } : { bm: 64, bn: 64, bk: 16 };
-}
+/** Every tile the renderer supports (benchmarks and tests go through them all). */
+export const MATMUL_TILES: readonly MatmulTile[] = [64, 128].flatMap((bm) => [64, 128].flatMap((bn) => [8, 16].map((bk) => ({ bm, bn, bk }) as MatmulTile)));
+const DEFAULT_TILE: MatmulTile = { bm: 64, bn: 128, bk: 8 };
+export const matmulTile = (caps: WgslCaps): MatmulTile => caps.matmulTile ?? DEFAULT_TILE;
 
 /**
  * The GPU matmul: 16×16 threads share BK-deep slices of A and B in workgroup memory, stored k-major as vec4s so
@@ -397,7 +396,7 @@ export function dispatchWgsl(k: Kernel, caps: WgslCaps): [number, number, number
   if (k.kind === 'map') return dispatch1d(Math.ceil(k.size / MAP_WG));
   if (k.kind === 'reduce') return dispatch1d(perRowOf(k, caps) ? k.rows : Math.ceil(k.rows / MAP_WG));
   if (caps.software) return [Math.ceil(k.n / CPU_TILE), Math.ceil(k.m / CPU_TILE), k.batch];
-  const { bm, bn } = matmulTile(k, caps);
+  const { bm, bn } = matmulTile(caps);
   return [Math.ceil(k.n / bn), Math.ceil(k.m / bm), k.batch];
 }
 
@@ -539,7 +538,7 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
         '}',
       );
     } else {
-      extra.push(...tiledMatmul(s, k, matmulTile(k, caps)));
+      extra.push(...tiledMatmul(s, k, matmulTile(caps)));
       body.push(
         `@compute @workgroup_size(${TW}, ${TW})`,
         `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) l: u32, @builtin(local_invocation_id) lid: vec3<u32>) {`,
