@@ -6,8 +6,8 @@
 import type { Graph } from '../dsl/graph.ts';
 import { sizeOf } from '../dsl/shape.ts';
 import type { Tensor } from '../dsl/tensor.ts';
-import { type ScalarType } from './kernel-ir/expr.ts';
-import { type Kernel, kernelKey, type KernelArg } from './kernel-ir/kernel.ts';
+import { type Expr, renameArgs, type ScalarType, topoOrder } from './kernel-ir/expr.ts';
+import { type Kernel, kernelKey, type KernelArg, type Store } from './kernel-ir/kernel.ts';
 import { type Group, partition, type Partition } from './fusion/partition.ts';
 import { FusionMismatch, type LoweringContext, lowerGroup, lowerSort, scalarType } from './lower/lower-group.ts';
 import { memoryOrder } from './schedule.ts';
@@ -42,11 +42,19 @@ export interface PlanBuffer {
   output: boolean;
   /** This buffer is donated graph input `donor`, reused in place. */
   donor?: number;
+  /**
+   * A fresh output buffer for the replacement of donated input `partner` (PlanOptions.replacedBy), which was
+   * still being read when the output was written: the donor's buffer is free after the run, and a backend may
+   * give it to this output next run, so the value alternates between two buffers.
+   */
+  partner?: number;
 }
 
 export interface PlanOptions {
   /** Graph inputs whose buffers the plan may overwrite (their tensors are invalidated by the caller). */
   donated?: ReadonlySet<number>;
+  /** Donated input → the output that replaces it (the caller passes that output back in its place). */
+  replacedBy?: ReadonlyMap<number, number>;
   /** Bytes a backend stores per element of a type (bool may be widened). */
   bytesPer(type: ScalarType): number;
   /** Most buffers one kernel may bind (WebGPU: maxStorageBuffersPerShaderStage). */
@@ -143,7 +151,7 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
   }));
   const reordered = memoryOrder(sched, owned).map((i) => steps[i]!);
   const byMemory = assignBuffers(values, reordered, outputs, opts);
-  return byMemory.peakBytes < traced.peakBytes ? { values, steps: reordered, outputs, ...byMemory } : { values, steps, outputs, ...traced };
+  return { values, outputs, ...(byMemory.peakBytes < traced.peakBytes ? byMemory : traced) };
 }
 
 /**
@@ -169,8 +177,11 @@ function stepOf(kernel: Kernel, args: number[]): PlanStep {
  * Buffers by lifetime, largest values first (greedy by size): a value takes the smallest buffer free for its
  * whole lifetime that holds it, else grows the largest such buffer, else gets a new one; big values thereby
  * set buffer sizes and small ones fill the gaps. Donated inputs' buffers (fixed size) are free after their
- * last read. Outputs take only donated or fresh buffers (the caller keeps them), so a step that replaces its
- * parameters writes them in place.
+ * last read. An output takes the buffer of the donated input it replaces (`replacedBy`), also when the kernel
+ * that writes it is that input's last reader and may write over it (`writesOver`), or else a fresh one (the
+ * caller keeps it), never another value's donor: each replaced value then stays in its own buffer or
+ * alternates with a partner, run after run, and a backend can keep reusing what it binds. Kernels that write
+ * over a donor bind it once, as the output (WebGPU forbids binding a written buffer twice).
  */
 function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[], opts: PlanOptions) {
   const bytes = (v: number) => Math.max(4, Math.ceil((values[v]!.size * opts.bytesPer(values[v]!.type)) / 4) * 4);
@@ -185,31 +196,74 @@ function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[]
   const buffers: PlanBuffer[] = [];
   const busy: [number, number][][] = [];
   const add = (b: PlanBuffer, from: number, to: number) => (busy.push(from <= to ? [[from, to]] : []), buffers.push(b) - 1);
+  const donorValue = new Map<number, number>(); // donated buffer → its input value
+  const ownDonor = new Map<number, number>(); // output value → the buffer of the donated input it replaces
   values.forEach((v, id) => {
-    if (v.kind === 'input' && opts.donated?.has(v.input)) bufferOf[id] = add({ bytes: bytes(id), output: false, donor: v.input }, -1, end(id));
+    if (v.kind !== 'input' || !opts.donated?.has(v.input)) return;
+    bufferOf[id] = add({ bytes: bytes(id), output: false, donor: v.input }, -1, end(id));
+    donorValue.set(bufferOf[id], id);
+    const out = outputs[opts.replacedBy?.get(v.input) ?? -1];
+    if (out !== undefined && values[out]!.kind === 'computed' && bytes(out) === bytes(id) && !ownDonor.has(out)) ownDonor.set(out, bufferOf[id]);
   });
+  const merges = new Map<number, Map<number, number>>(); // step → (argument read from a donor → output written over it)
+  /** The kernel writing output `v` is its donor's last reader and may write over it: it will bind them once. */
+  const writtenOver = (v: number, own: number, at: number) => {
+    const d = donorValue.get(own)!, args = steps[at]!.args;
+    if (last.get(d) !== at || !writesOver(steps[at]!.kernel, args.indexOf(d), args.indexOf(v))) return false;
+    merges.set(at, new Map([...(merges.get(at) ?? []), [args.indexOf(d), args.indexOf(v)]]));
+    return true;
+  };
   const temps = values.map((_, id) => id).filter((id) => values[id]!.kind === 'computed' && first.has(id));
-  // among equal sizes, outputs first and in output order: a step's k-th output of a shape then lands in the
-  // buffer of its k-th donated input of that shape (parameters stay where they were, run after run)
+  // among equal sizes, outputs first: no temporary takes a donor's buffer from its own output
   const outAt = new Map(outputs.map((v, i) => [v, i]));
   const rank = (v: number) => outAt.get(v) ?? outputs.length + first.get(v)!;
   temps.sort((a, b) => bytes(b) - bytes(a) || rank(a) - rank(b));
   for (const v of temps) {
     const [from, to, need, out] = [first.get(v)!, end(v), bytes(v), isOutput.has(v)];
     const free = (b: number) => busy[b]!.every(([s, e]) => e < from || s > to);
+    const own = ownDonor.get(v);
     let fit = -1, grow = -1;
-    buffers.forEach((b, i) => {
-      if (b.output || (out && b.donor === undefined) || !free(i)) return;
-      if (b.bytes >= need) {
-        if (fit < 0 || b.bytes < buffers[fit]!.bytes) fit = i;
-      } else if (b.donor === undefined && (grow < 0 || b.bytes > buffers[grow]!.bytes)) grow = i;
-    });
-    if (fit < 0 && grow >= 0) buffers[(fit = grow)]!.bytes = need;
-    if (fit < 0) fit = add({ bytes: need, output: false }, from, to);
+    if (out) {
+      if (own !== undefined && (free(own) || writtenOver(v, own, from))) fit = own;
+    } else {
+      buffers.forEach((b, i) => {
+        if (b.output || !free(i)) return;
+        if (b.bytes >= need) {
+          if (fit < 0 || b.bytes < buffers[fit]!.bytes) fit = i;
+        } else if (b.donor === undefined && (grow < 0 || b.bytes > buffers[grow]!.bytes)) grow = i;
+      });
+      if (fit < 0 && grow >= 0) buffers[(fit = grow)]!.bytes = need;
+    }
+    if (fit < 0) fit = add({ bytes: need, output: false, ...(own !== undefined && { partner: buffers[own]!.donor }) }, from, to);
     else busy[fit]!.push([from, to]);
     if (out) buffers[fit]!.output = true;
     bufferOf[v] = fit;
   }
   const peakBytes = buffers.reduce((s, b) => s + (b.donor === undefined ? b.bytes : 0), 0);
-  return { bufferOf, buffers, peakBytes };
+  return { steps: steps.map((s, i) => (merges.has(i) ? mergeArgs(s, merges.get(i)!) : s)), bufferOf, buffers, peakBytes };
+}
+
+/**
+ * Whether a kernel may store output argument `out` over donated argument `donor` (the same buffer, bound once):
+ * a map kernel that reads the donor only at the element the thread stores, and only while computing stores up to
+ * and including that one (renderers emit a store's loads just before it, store by store).
+ */
+function writesOver(k: Kernel, donor: number, out: number): boolean {
+  if (k.kind !== 'map' || donor < 0 || k.args[out]!.access !== 'write' || k.args[out]!.type !== k.args[donor]!.type) return false;
+  const at = k.stores.findIndex((s) => s.arg === out);
+  const own = k.stores[at];
+  if (!own || own.index.op !== 'var' || k.stores.some((s, i) => i !== at && s.arg === out)) return false;
+  const loads = (ss: Store[]) => topoOrder(ss.flatMap((s) => [s.index, s.value])).filter((e) => e.op === 'load' && e.arg === donor);
+  return loads(k.stores.slice(0, at + 1)).every((e) => e.op === 'load' && e.index === own.index) && !loads(k.stores.slice(at + 1)).length;
+}
+
+/** A map kernel with each argument of `over` read from its output's argument instead, then dropped. */
+function mergeArgs(s: PlanStep, over: Map<number, number>): PlanStep {
+  const k = s.kernel as Extract<Kernel, { kind: 'map' }>;
+  const keep = k.args.map((_, a) => a).filter((a) => !over.has(a));
+  const at = new Map(keep.map((a, i) => [a, i]));
+  const to = (a: number) => at.get(over.get(a) ?? a)!;
+  const memo = new Map<number, Expr>();
+  const stores = k.stores.map((st) => ({ arg: to(st.arg), index: renameArgs(st.index, to, memo), value: renameArgs(st.value, to, memo) }));
+  return stepOf({ ...k, args: keep.map((a) => k.args[a]!), stores }, keep.map((a) => s.args[a]!));
 }

@@ -23,8 +23,11 @@ export interface Backend {
   read(buffer: DeviceBuffer, aval: AVal): Promise<HostArray>;
   /** Synchronous read where the backend can (cpu); undefined elsewhere. */
   readSync?(buffer: DeviceBuffer, aval: AVal): HostArray;
-  /** `donated`: graph inputs whose buffers the executable may reuse (their tensors are invalidated). */
-  compile(graph: Graph, opts?: { donated?: ReadonlySet<number> }): Executable;
+  /**
+   * `donated`: graph inputs whose buffers the executable may reuse (their tensors are invalidated);
+   * `replacedBy`: donated input → the graph output that the caller passes back in its place next time.
+   */
+  compile(graph: Graph, opts?: { donated?: ReadonlySet<number>; replacedBy?: ReadonlyMap<number, number> }): Executable;
   /** Called for every concrete tensor made from one of this backend's buffers (to free it when collected). */
   adopt?(owner: object, buffer: DeviceBuffer): void;
   /** A tensor gave its buffer away (donation): forget the adopt() registration. */

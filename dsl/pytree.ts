@@ -57,6 +57,18 @@ export function unflatten(def: TreeDef, leaves: readonly Tensor[]): unknown {
   return out;
 }
 
+/** Where each leaf sits (object keys and array indices from the root), in flatten order. */
+export function leafPaths(def: TreeDef): string[][] {
+  const out: string[][] = [];
+  const walk = (d: TreeDef, path: string[]) => {
+    if (d.kind === 'leaf') out.push(path);
+    else if (d.kind === 'array') d.children.forEach((c, i) => walk(c, [...path, String(i)]));
+    else if (d.kind === 'object') d.children.forEach((c, i) => walk(c, [...path, d.keys[i]!]));
+  };
+  walk(def, []);
+  return out;
+}
+
 /** A string that identifies the structure and static values (for cache keys and structure checks). */
 export function treeKey(def: TreeDef): string {
   switch (def.kind) {

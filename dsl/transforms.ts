@@ -11,7 +11,7 @@ import { isFloat } from './dtype.ts';
 import { TransformError } from './errors.ts';
 import { formatGraph, type Graph } from './graph.ts';
 import { onesLike, zerosLike } from './ops/creation.ts';
-import { flatten, type TreeDef, treeKey, unflatten } from './pytree.ts';
+import { flatten, leafPaths, type TreeDef, treeKey, unflatten } from './pytree.ts';
 import { fmtAVal, shapeEq } from './shape.ts';
 import { Tensor } from './tensor.ts';
 import { bufferOf, fromBuffer, isTracing, withTrace } from './trace.ts';
@@ -168,7 +168,7 @@ export function jit<F extends Fn>(f: F, opts: JitOptions = {}): Jitted<F> {
       stats.misses++;
       const { graph, outDef } = traceGraph(f, args);
       const g = simplify(graph, { final: true });
-      const exe = be.compile(g, { donated });
+      const exe = be.compile(g, { donated, replacedBy: replacements(def, outDef, donated, g) });
       entry = { run: (bufs) => exe.run(bufs), graph: g, outDef };
       cache.set(key, entry);
       if (logJit) console.error(`[twinflow] jit ${name}: compiled for (${leaves.map((l) => fmtAVal(l.aval)).join(', ')}) on ${be.name}, ${g.nodes.length} nodes (miss #${stats.misses})`);
@@ -192,6 +192,30 @@ export function jit<F extends Fn>(f: F, opts: JitOptions = {}): Jitted<F> {
  */
 export function explain(f: Fn, ...args: unknown[]): Explanation {
   return explainGraph(simplify(traceGraph(f, args).graph, { final: true }));
+}
+
+/**
+ * The output leaf that replaces each donated leaf, as a caller passes it back in its place (a training step
+ * returns its new state where the old one came in): the same shape and dtype, and the longest common end of
+ * their paths (output `state.params.w` replaces argument 0's `params.w`), best matches first.
+ */
+function replacements(args: TreeDef, outs: TreeDef, donated: ReadonlySet<number>, g: Graph): Map<number, number> {
+  const [inPaths, outPaths] = [leafPaths(args), leafPaths(outs)];
+  const aval = (id: number) => fmtAVal(g.nodes[id]!.aval);
+  const common = (a: string[], b: string[]) => {
+    let n = 0;
+    while (n < a.length && n < b.length && a[a.length - 1 - n] === b[b.length - 1 - n]) n++;
+    return n;
+  };
+  const pairs: [number, number, number][] = [];
+  for (const i of donated) {
+    outPaths.forEach((p, j) => aval(g.outputs[j]!) === aval(g.inputs[i]!) && pairs.push([common(inPaths[i]!, p), i, j]));
+  }
+  const out = new Map<number, number>(), taken = new Set<number>();
+  for (const [, i, j] of pairs.sort((a, b) => b[0] - a[0] || a[1] - b[1] || a[2] - b[2])) {
+    if (!out.has(i) && !taken.has(j)) (out.set(i, j), taken.add(j));
+  }
+  return out;
 }
 
 /** Indices (among all tensor leaves) of the leaves of the donated arguments; a donated tensor may appear once. */

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import { webgpuInstance } from '../backends/webgpu/index.ts';
+import { adamw } from '../models/optim/adamw.ts';
 import { unavailable } from './support/backend-probe.ts';
 
 type P = { w: tw.Tensor<'f32'>; b: tw.Tensor<'f32'> };
@@ -75,6 +76,41 @@ for (const backend of ['cpu', 'webgpu'] as const) {
       await p.w.data();
       // the loss scalars returned each step are the only new allocations
       expect(webgpuInstance()!.stats().liveBuffers - before).toBeLessThanOrEqual(51);
+      await tw.setBackend('cpu');
+    });
+
+    it.skipIf(backend !== 'webgpu')('a training step with donated state makes no new bind groups after warm-up', async () => {
+      // every bind group holds a descriptor set until garbage collection; lavapipe crashed under thousands of them
+      await tw.setBackend('webgpu');
+      type M = { w1: tw.Tensor<'f32'>; b1: tw.Tensor<'f32'>; w2: tw.Tensor<'f32'>; b2: tw.Tensor<'f32'> };
+      const opt = adamw({ lr: 1e-2 });
+      const loss = (p: M, x: tw.Tensor<'f32'>) =>
+        tw.mean(tw.square(tw.sub(tw.add(tw.matmul(tw.tanh(tw.add(tw.matmul(x, p.w1), p.b1)), p.w2), p.b2), tw.sin(tw.sum(x, 1, true)))));
+      // the running sum is written by a reduction, which cannot overwrite its donor: it alternates with a partner
+      const stepFn = (s: { p: M; opt: ReturnType<typeof opt.init>; sum: tw.Tensor<'f32'> }, x: tw.Tensor<'f32'>) => {
+        const [l, g] = tw.valueAndGrad(loss)(s.p, x);
+        const next = opt.update(g, s.opt, s.p);
+        return { l, s: { p: next.params, opt: next.state, sum: s.sum.add(l) } };
+      };
+      const k = tw.random.split(tw.random.key(5), 2);
+      const init = () => {
+        const p: M = { w1: tw.random.normal(k[0]!, [2, 16]), b1: tw.zeros([16]), w2: tw.random.normal(k[1]!, [16, 1]), b2: tw.zeros([1]) };
+        return { p, opt: opt.init(p), sum: tw.scalar(0) };
+      };
+      const batch = (i: number) => tw.random.normal(tw.random.key(100 + i), [32, 2]); // a fresh input buffer every step
+      const donating = tw.jit(stepFn, { donate: [0] }), plain = tw.jit(stepFn);
+      let [a, b] = [init(), init()];
+      const created = () => webgpuInstance()!.stats().bindGroupsCreated;
+      let made = 0;
+      for (let i = 0; i < 25; i++) {
+        const x = batch(i), before = created();
+        a = donating(a, x).s;
+        if (i >= 5) made += created() - before;
+        b = plain(b, x).s;
+      }
+      expect(made).toBeLessThanOrEqual(2); // was a new group for most kernels every step
+      expect(Array.from(await a.p.w1.data())).toEqual(Array.from(await b.p.w1.data()));
+      expect(await a.sum.item()).toBe(await b.sum.item());
       await tw.setBackend('cpu');
     });
   });

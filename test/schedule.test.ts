@@ -78,6 +78,34 @@ describe('memory plan', () => {
     }
   });
 
+  it('donated state replaced elementwise is written over in place; nothing reads a donor once it is overwritten', () => {
+    type S = { p: tw.Tensor<'f32'>; m: tw.Tensor<'f32'> };
+    // `norm` reads the old parameters: its kernel must run before the update writes over them, or the update
+    // must go to a fresh buffer (partnered with its donor)
+    const step = (s: S, g: tw.Tensor<'f32'>) => {
+      const m = s.m.mul(0.9).add(g);
+      return { norm: tw.sum(tw.square(s.p)), s: { m, p: s.p.sub(m.mul(0.1)) } };
+    };
+    const [p, m, g] = [1, 2, 3].map((i) => tw.random.normal(tw.random.key(i), [64, 32]));
+    for (const f of [step, (s: S, gr: tw.Tensor<'f32'>) => step(s, gr).s]) {
+      const graph = simplify(traceGraph(f as never, [{ p, m }, g]).graph, { final: true });
+      const outputs = f === step ? 3 : 2; // norm first, then the state as it came in: m, p
+      const plan = buildPlan(graph, { bytesPer: () => 4, maxArgs: 8, donated: new Set([0, 1]), replacedBy: new Map([[0, outputs - 2], [1, outputs - 1]]) });
+      const donorOf = (v: number) => plan.buffers[plan.bufferOf[v]!]?.donor;
+      if (f !== step) expect(plan.outputs.map(donorOf)).toEqual([0, 1]);
+      expect(plan.outputs.slice(-2).every((v, k) => donorOf(v) === k || plan.buffers[plan.bufferOf[v]!]!.partner === k)).toBe(true);
+      plan.steps.forEach((st, i) => {
+        const bound = st.args.map((v) => plan.bufferOf[v]!).filter((b) => b >= 0);
+        expect(new Set(bound).size, `kernel ${i} binds a buffer twice`).toBe(bound.length);
+        for (const v of plan.outputs.filter((o) => donorOf(o) !== undefined)) {
+          const writer = plan.steps.findIndex((s) => s.args.includes(v));
+          const donorValue = plan.values.findIndex((pv) => pv.kind === 'input' && pv.input === donorOf(v));
+          if (st.args.includes(donorValue)) expect(i, `kernel ${i} reads a donor that kernel ${writer} overwrote`).toBeLessThan(writer);
+        }
+      });
+    }
+  });
+
 });
 
 const webgpu = await unavailable('webgpu', 'schedule: skipping the webgpu run');

@@ -229,9 +229,9 @@ export class CudaBackend implements Backend {
   }
 
   /** `donated`: graph inputs whose buffers the plan may overwrite in place (jit's donate option). */
-  compile(g: Graph, opts: { donated?: ReadonlySet<number> } = {}): Executable {
+  compile(g: Graph, opts: { donated?: ReadonlySet<number>; replacedBy?: ReadonlyMap<number, number> } = {}): Executable {
     for (const n of g.nodes) checkDType(n.aval.dtype);
-    const plan = buildPlan(g, { bytesPer: cudaBytesPer, donated: opts.donated });
+    const plan = buildPlan(g, { bytesPer: cudaBytesPer, donated: opts.donated, replacedBy: opts.replacedBy });
     const caps = this.caps;
     const fresh = compileKernels(plan, caps, (k) => this.functions.has(k), (ptx, source) => {
       let mod: unknown;

@@ -1,6 +1,12 @@
 // The WebGPU backend: plans from the compiler, WGSL from the renderer, run by any GPUDevice (Dawn on Node
 // here, navigator.gpu in a browser). Pipelines are cached by kernel key, buffers pooled by size, and a plan
 // run is one command buffer; reading data back is the only wait.
+//
+// Every bind group holds a descriptor set until the garbage collector happens to take it, and the collector
+// does not see GPU memory: Dawn on lavapipe crashed allocating descriptor pools after a few hundred training
+// steps that made new bind groups every run. So an executable binds the same buffers run after run and keeps
+// its bind groups: it owns its temporaries, copies small inputs and outputs through buffers of its own, and
+// a donated value stays in its buffer or alternates with its partner (compiler/plan.ts, assignBuffers).
 
 import { buildPlan, type Plan } from '../../compiler/plan.ts';
 import type { ScalarType } from '../../compiler/kernel-ir/expr.ts';
@@ -25,6 +31,35 @@ export interface GpuBuffer {
 export class WebGpuError extends TwinflowError {}
 
 const bytesPer = (t: ScalarType) => (t === 'f16' ? 2 : 4);
+
+/** Inputs and outputs up to this size pass through the executable's own buffers (a copy is cheaper than a bind group). */
+const COPY_BYTES = 256 * 1024;
+/** Bind groups kept per kernel: two for a donated value alternating with its partner, and some slack. */
+const BIND_GROUPS_PER_KERNEL = 4;
+
+/** What each buffer of a plan is in a run: a donated input's, the executable's own, fresh from the pool, or a partner's spare. */
+type Role = 'donor' | 'own' | 'fresh' | 'partner';
+
+/** A compiled plan as the backend runs it. */
+interface Prepared {
+  plan: Plan;
+  kernels: { pipeline: GPUComputePipeline; dispatch: [number, number, number]; size: GPUBuffer | undefined }[];
+  consts: (GpuBuffer | undefined)[];
+  roles: Role[];
+  /** Per plan value: a graph input to copy into the executable's own buffer. */
+  copied: boolean[];
+  /** Per donated buffer: the partnered output buffer it becomes the spare of, or -1. */
+  spareFor: number[];
+}
+
+/** An executable's buffers and bind groups, kept from run to run. */
+interface Resident {
+  /** Per plan buffer: the executable's own (temporaries, small outputs before their copy) or a partner's spare. */
+  own: (GpuBuffer | undefined)[];
+  /** Per graph input: where a small input that kernels read is copied. */
+  copies: (GpuBuffer | undefined)[];
+  bindGroups: Map<string, GPUBindGroup>[];
+}
 
 function checkDType(d: DType): void {
   if (d === 'f64' || d === 'bf16') throw new WebGpuError(`webgpu: ${d} is not supported (f64 is the cpu oracle's type; bf16 needs CUDA); cast to f32 first`);
@@ -54,7 +89,11 @@ export class WebGpuBackend implements Backend {
   private lost: string | undefined;
   /** Buffers created and not destroyed (in use or pooled). */
   liveBuffers = 0;
+  /** Bind groups created so far (each holds a descriptor set until it is garbage-collected). */
+  private bindGroupsCreated = 0;
   private readonly finalizer = new FinalizationRegistry<GpuBuffer>((b) => this.release(b));
+  /** A collected executable's buffers return to the pool. */
+  private readonly residents = new FinalizationRegistry<Resident>((r) => [...r.own, ...r.copies].forEach((b) => b && this.release(b)));
 
   constructor(private readonly info: DeviceInfo) {
     this.gpu = info.device;
@@ -148,11 +187,11 @@ export class WebGpuBackend implements Backend {
     return p;
   }
 
-  compile(g: Graph, opts: { donated?: ReadonlySet<number> } = {}): Executable {
+  compile(g: Graph, opts: { donated?: ReadonlySet<number>; replacedBy?: ReadonlyMap<number, number> } = {}): Executable {
     for (const n of g.nodes) checkDType(n.aval.dtype);
     let plan: Plan;
     try {
-      plan = buildPlan(g, { bytesPer: (t) => bytesPer(t === 'bool' ? 'u32' : t), maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage, donated: opts.donated });
+      plan = buildPlan(g, { bytesPer: (t) => bytesPer(t === 'bool' ? 'u32' : t), maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage, donated: opts.donated, replacedBy: opts.replacedBy });
     } catch (e) {
       if (e instanceof UnsupportedDType) throw new WebGpuError(`webgpu: ${e.message} is not supported`);
       throw e;
@@ -168,10 +207,15 @@ export class WebGpuBackend implements Backend {
       return { pipeline, dispatch: dispatchWgsl(s.kernel, caps), size: s.kernel.kind === 'map' ? this.sizeUniform(s.kernel.size) : undefined };
     });
     const consts = plan.values.map((v) => (v.kind === 'const' ? (bufferOf(v.tensor, this) as GpuBuffer) : undefined));
-    const bindGroups = new Map<string, GPUBindGroup>();
-    return {
-      run: (inputs) => this.run(plan, kernels, consts, inputs as GpuBuffer[], bindGroups),
-    };
+    const roles = plan.buffers.map((b): Role =>
+      b.donor !== undefined ? 'donor' : b.partner !== undefined ? 'partner' : !b.output || b.bytes <= COPY_BYTES ? 'own' : 'fresh');
+    const read = new Set(plan.steps.flatMap((s) => s.args));
+    const copied = plan.values.map((v, id) => v.kind === 'input' && !opts.donated?.has(v.input) && read.has(id) && v.size * bytesPer(v.type === 'bool' ? 'u32' : v.type) <= COPY_BYTES);
+    const spareFor = plan.buffers.map((b) => (b.donor === undefined ? -1 : plan.buffers.findIndex((p) => p.partner === b.donor)));
+    const r: Resident = { own: [], copies: [], bindGroups: plan.steps.map(() => new Map()) };
+    const exe = { run: (inputs: DeviceBuffer[]) => this.run({ plan, kernels, consts, roles, copied, spareFor }, inputs as GpuBuffer[], r) };
+    this.residents.register(exe, r);
+    return exe;
   }
 
   /** Refuses, before anything runs, what this adapter cannot do: f16 without shader-f16, oversized buffers. */
@@ -213,47 +257,66 @@ export class WebGpuBackend implements Backend {
     return b;
   }
 
-  private run(plan: Plan, kernels: { pipeline: GPUComputePipeline; dispatch: [number, number, number]; size: GPUBuffer | undefined }[], consts: (GpuBuffer | undefined)[], inputs: GpuBuffer[], bindGroups: Map<string, GPUBindGroup>): DeviceBuffer[] {
+  private run(x: Prepared, inputs: GpuBuffer[], r: Resident): DeviceBuffer[] {
+    const { plan, kernels, consts, roles, copied, spareFor } = x;
     if (this.lost) throw new WebGpuError(`webgpu: the device was lost (${this.lost})`);
-    const physical = plan.buffers.map((b) => (b.donor !== undefined ? inputs[b.donor]! : this.acquire(b.bytes)));
+    const enc = this.gpu.createCommandEncoder();
+    const physical = plan.buffers.map((b, i) => {
+      switch (roles[i]!) {
+        case 'donor': return inputs[b.donor!]!;
+        case 'own': return (r.own[i] ??= this.acquire(b.bytes));
+        case 'fresh': return this.acquire(b.bytes);
+        case 'partner': {
+          // the buffer its donor had the run before (handed back below), so the value alternates between two
+          const spare = r.own[i] ?? this.acquire(b.bytes);
+          r.own[i] = undefined;
+          return spare;
+        }
+      }
+    });
     if (webgpuDebug.poison) {
       // donated inputs still hold the values the plan reads
       plan.buffers.forEach((b, i) => b.donor === undefined && this.gpu.queue.writeBuffer(physical[i]!.buffer, 0, new Uint8Array(physical[i]!.bytes).fill(0xff)));
     }
     const bufferOfValue = (v: number): GpuBuffer => {
       const pv = plan.values[v]!;
-      if (pv.kind === 'input') return inputs[pv.input]!;
+      if (pv.kind === 'input') {
+        const b = inputs[pv.input]!;
+        return copied[v] ? (r.copies[pv.input] ??= this.acquire(b.bytes)) : b;
+      }
       if (pv.kind === 'const') return consts[v]!;
       return physical[plan.bufferOf[v]!]!;
     };
-    const enc = this.gpu.createCommandEncoder();
+    plan.values.forEach((v, id) => {
+      if (v.kind === 'input' && copied[id]) enc.copyBufferToBuffer(inputs[v.input]!.buffer, 0, bufferOfValue(id).buffer, 0, inputs[v.input]!.bytes);
+    });
     const pass = enc.beginComputePass();
     plan.steps.forEach((s, i) => {
       const { pipeline, dispatch, size } = kernels[i]!;
       const buffers = s.args.map((v) => bufferOfValue(v).buffer);
-      // pooled buffers come back in the same order run after run, so bind groups repeat: reuse them
-      const key = `${i}|${buffers.map((b) => this.bufferId(b)).join(',')}`;
-      let group = bindGroups.get(key);
-      if (!group) {
-        // a few runs' worth: kernels that bind fresh buffers every run (eager ops, outputs) would otherwise keep
-        // thousands of bind groups alive, and with them their descriptor sets, until the collector runs (Dawn on
-        // lavapipe crashed allocating descriptor pools after a few hundred MNIST training steps)
-        if (bindGroups.size > 4 * plan.steps.length + 16) bindGroups.clear();
+      const key = buffers.map((b) => this.bufferId(b)).join(',');
+      const cache = r.bindGroups[i]!;
+      let group = cache.get(key);
+      if (group) cache.delete(key); // re-inserted below as the most recent
+      else {
+        if (cache.size >= BIND_GROUPS_PER_KERNEL) cache.delete(cache.keys().next().value!);
         const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
         if (size) entries.push({ binding: buffers.length, resource: { buffer: size } });
         group = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-        bindGroups.set(key, group);
+        this.bindGroupsCreated++;
       }
+      cache.set(key, group);
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, group);
       pass.dispatchWorkgroups(...dispatch);
     });
     pass.end();
-    // Outputs that are inputs, constants or repeated get a copy of their own: every output owns its buffer.
+    // Every output owns its buffer: outputs that are inputs, constants, repeated or small (in the executable's
+    // own buffer) are copied to a fresh one.
     const owned = new Set<number>();
     const outs = plan.outputs.map((v) => {
       const pv = plan.values[v]!;
-      if (pv.kind === 'computed' && !owned.has(v)) {
+      if (pv.kind === 'computed' && !owned.has(v) && roles[plan.bufferOf[v]!] !== 'own') {
         owned.add(v);
         return physical[plan.bufferOf[v]!]!;
       }
@@ -263,10 +326,12 @@ export class WebGpuBackend implements Backend {
       return dst;
     });
     this.gpu.queue.submit([enc.finish()]);
-    // Temporaries (and donated inputs not taken by an output) go back to the pool now: later submissions
-    // run after this one.
+    // Donated inputs not taken by an output are free now (later submissions run after this one): each becomes
+    // its partner's next buffer, or goes back to the pool.
     plan.buffers.forEach((b, i) => {
-      if (!b.output) this.release(physical[i]!);
+      if (b.donor === undefined || b.output) return;
+      if (spareFor[i]! >= 0) r.own[spareFor[i]!] = inputs[b.donor]!;
+      else this.release(inputs[b.donor]!);
     });
     return outs;
   }
@@ -280,10 +345,10 @@ export class WebGpuBackend implements Backend {
     return this.info.software;
   }
 
-  stats(): { liveBuffers: number; pooled: number; pipelines: number } {
+  stats(): { liveBuffers: number; pooled: number; pipelines: number; bindGroupsCreated: number } {
     let pooled = 0;
     for (const l of this.pool.values()) pooled += l.length;
-    return { liveBuffers: this.liveBuffers, pooled, pipelines: this.pipelines.size };
+    return { liveBuffers: this.liveBuffers, pooled, pipelines: this.pipelines.size, bindGroupsCreated: this.bindGroupsCreated };
   }
 }
 

@@ -96,3 +96,21 @@ export function children(e: Expr): Expr[] {
     default: return [];
   }
 }
+
+/** `e` with every load's argument `a` renamed to `to(a)` (`memo` shares the work across a kernel's roots). */
+export function renameArgs(e: Expr, to: (arg: number) => number, memo = new Map<number, Expr>()): Expr {
+  let out = memo.get(e.id);
+  if (out) return out;
+  const r = (x: Expr) => renameArgs(x, to, memo);
+  switch (e.op) {
+    case 'load': out = load(to(e.arg), r(e.index), e.type); break;
+    case 'unary': out = intern({ op: 'unary', type: e.type, fn: e.fn, a: r(e.a) }); break;
+    case 'binary': out = intern({ op: 'binary', type: e.type, fn: e.fn, a: r(e.a), b: r(e.b) }); break;
+    case 'select': out = intern({ op: 'select', type: e.type, c: r(e.c), a: r(e.a), b: r(e.b) }); break;
+    case 'cast': out = intern({ op: 'cast', type: e.type, a: r(e.a) }); break;
+    case 'threefry': out = threefry(e.word, r(e.k0), r(e.k1), r(e.x0), r(e.x1)); break;
+    default: out = e;
+  }
+  memo.set(e.id, out);
+  return out;
+}
