@@ -1,6 +1,6 @@
 // The WebGPU backend: plans from the compiler, WGSL from the renderer, run by any GPUDevice (Dawn on Node
-// here, navigator.gpu in a browser). Pipelines are cached by kernel key, buffers pooled by size, and a plan
-// run is one command buffer; reading data back is the only wait.
+// here, navigator.gpu in a browser). Pipelines are cached by kernel key, buffers pooled by size, runs recorded
+// into a shared command encoder; reading data back is the only wait.
 //
 // Every bind group holds a descriptor set until the garbage collector happens to take it, and the collector
 // does not see GPU memory: Dawn on lavapipe crashed allocating descriptor pools after a few hundred training
@@ -30,6 +30,8 @@ export interface GpuBuffer {
 
 export class WebGpuError extends TwinflowError {}
 
+/** Kernels recorded before the shared command encoder is submitted without waiting for the task to end. */
+const BATCH = 32;
 const bytesPer = (t: ScalarType) => (t === 'f16' ? 2 : 4);
 
 /** Inputs and outputs up to this size pass through the executable's own buffers (a copy is cheaper than a bind group). */
@@ -129,6 +131,8 @@ export class WebGpuBackend implements Backend {
     checkDType(aval.dtype);
     const b = this.acquire(sizeOf(aval.shape) * bytesPer(aval.dtype === 'bool' ? 'u32' : (aval.dtype as ScalarType)));
     const bytes = padded(toDeviceBytes(data, aval.dtype));
+    // a queue write lands before commands not yet submitted: recorded kernels may still read this pooled buffer
+    this.flush();
     if (bytes.byteLength) this.gpu.queue.writeBuffer(b.buffer, 0, bytes);
     return b;
   }
@@ -140,14 +144,34 @@ export class WebGpuBackend implements Backend {
     const bytes = Math.ceil((n * (aval.dtype === 'f16' ? 2 : 4)) / 4) * 4;
     if (n === 0) return hostArray(aval.dtype, 0);
     const staging = this.gpu.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const enc = this.gpu.createCommandEncoder();
-    enc.copyBufferToBuffer(b.buffer, 0, staging, 0, bytes);
-    this.gpu.queue.submit([enc.finish()]);
+    this.encoder().copyBufferToBuffer(b.buffer, 0, staging, 0, bytes);
+    this.flush();
     await staging.mapAsync(GPUMapMode.READ);
     await this.check();
     const raw = staging.getMappedRange().slice(0);
     staging.destroy();
     return fromDeviceBytes(raw, n, aval.dtype);
+  }
+
+  /**
+   * Runs record into one shared command encoder, submitted when a reader waits, before a host write, once BATCH
+   * kernels are recorded, or at the end of the current task: on an H200 a submit cost more than a 4096×1024 row
+   * softmax, so eager ops and small jitted functions submitted one by one were bound by it.
+   */
+  private batch: GPUCommandEncoder | undefined;
+  private recorded = 0;
+  private encoder(): GPUCommandEncoder {
+    if (!this.batch) {
+      this.batch = this.gpu.createCommandEncoder();
+      queueMicrotask(() => this.flush());
+    }
+    return this.batch;
+  }
+  private flush(): void {
+    if (!this.batch) return;
+    this.gpu.queue.submit([this.batch.finish()]);
+    this.batch = undefined;
+    this.recorded = 0;
   }
 
   /** Surfaces WGSL validation failures and device loss, with the kernel source, at the next wait. */
@@ -260,7 +284,6 @@ export class WebGpuBackend implements Backend {
   private run(x: Prepared, inputs: GpuBuffer[], r: Resident): DeviceBuffer[] {
     const { plan, kernels, consts, roles, copied, spareFor } = x;
     if (this.lost) throw new WebGpuError(`webgpu: the device was lost (${this.lost})`);
-    const enc = this.gpu.createCommandEncoder();
     const physical = plan.buffers.map((b, i) => {
       switch (roles[i]!) {
         case 'donor': return inputs[b.donor!]!;
@@ -275,6 +298,7 @@ export class WebGpuBackend implements Backend {
       }
     });
     if (webgpuDebug.poison) {
+      this.flush();
       // donated inputs still hold the values the plan reads
       plan.buffers.forEach((b, i) => b.donor === undefined && this.gpu.queue.writeBuffer(physical[i]!.buffer, 0, new Uint8Array(physical[i]!.bytes).fill(0xff)));
     }
@@ -287,6 +311,7 @@ export class WebGpuBackend implements Backend {
       if (pv.kind === 'const') return consts[v]!;
       return physical[plan.bufferOf[v]!]!;
     };
+    const enc = this.encoder();
     plan.values.forEach((v, id) => {
       if (v.kind === 'input' && copied[id]) enc.copyBufferToBuffer(inputs[v.input]!.buffer, 0, bufferOfValue(id).buffer, 0, inputs[v.input]!.bytes);
     });
@@ -325,9 +350,10 @@ export class WebGpuBackend implements Backend {
       enc.copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.bytes);
       return dst;
     });
-    this.gpu.queue.submit([enc.finish()]);
-    // Donated inputs not taken by an output are free now (later submissions run after this one): each becomes
-    // its partner's next buffer, or goes back to the pool.
+    this.recorded += plan.steps.length;
+    if (this.recorded >= BATCH) this.flush();
+    // Donated inputs not taken by an output are free now (later runs are recorded or submitted after this one):
+    // each becomes its partner's next buffer, or goes back to the pool.
     plan.buffers.forEach((b, i) => {
       if (b.donor === undefined || b.output) return;
       if (spareFor[i]! >= 0) r.own[spareFor[i]!] = inputs[b.donor]!;
