@@ -222,7 +222,7 @@ export class WebGpuBackend implements Backend {
     }
     this.checkLimits(plan);
     const { matmulTile } = webgpuDebug;
-    const caps: WgslCaps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels, subgroups: this.info.subgroups && webgpuDebug.subgroups, ...(matmulTile ? { matmulTile } : {}) };
+    const caps: WgslCaps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels, subgroups: this.info.subgroups && webgpuDebug.subgroups, workgroupStorage: this.gpu.limits.maxComputeWorkgroupStorageSize, ...(matmulTile ? { matmulTile } : {}) };
     const variant = `${caps.software ? 'cpu' : 'gpu'}${caps.subgroups ? '+sg' : ''}${matmulTile ? `+${matmulTile.bm}x${matmulTile.bn}x${matmulTile.bk}` : ''}`;
     const kernels = plan.steps.map((s) => {
       // map kernels take their size from a uniform: one pipeline for every size with the same index math

@@ -16,6 +16,8 @@ export interface WgslCaps {
   subgroups: boolean;
   /** Forces the GPU matmul tile (benchmarks compare tiles with it); else chosen by matmulTile. */
   matmulTile?: MatmulTile;
+  /** The device's maxComputeWorkgroupStorageSize in bytes (WebGPU guarantees 16384, the default). */
+  workgroupStorage?: number;
 }
 
 export interface RenderedKernel {
@@ -278,6 +280,16 @@ function dispatch1d(groups: number): [number, number, number] {
   return n <= MAX_GROUPS ? [n, 1, 1] : [MAX_GROUPS, Math.ceil(n / MAX_GROUPS), 1];
 }
 
+/** Bytes of the `var<workgroup>` arrays among these declarations. */
+function workgroupBytes(decls: string[]): number {
+  let total = 0;
+  for (const d of decls) {
+    const m = /^var<workgroup> \w+: array<(vec4<)?(\w+)>?, (\d+)>;$/.exec(d);
+    if (m) total += Number(m[3]) * (m[1] ? 4 : 1) * (m[2] === 'f16' ? 2 : 4);
+  }
+  return total;
+}
+
 /** Every expression a kernel evaluates. */
 function kernelExprs(k: Kernel): Expr[] {
   const roots: Expr[] = [];
@@ -317,7 +329,19 @@ export interface MatmulTile {
 /** Every tile the renderer supports (benchmarks and tests go through them all). */
 export const MATMUL_TILES: readonly MatmulTile[] = [64, 128].flatMap((bm) => [64, 128].flatMap((bn) => [8, 16].map((bk) => ({ bm, bn, bk }) as MatmulTile)));
 const DEFAULT_TILE: MatmulTile = { bm: 64, bn: 128, bk: 8 };
-export const matmulTile = (caps: WgslCaps): MatmulTile => caps.matmulTile ?? DEFAULT_TILE;
+const tileBytes = (t: MatmulTile) => (t.bk * (t.bm + t.bn)) * 4;
+/** The forced tile, else the default, else (on a device with less workgroup memory) the largest that fits. */
+export function matmulTile(caps: WgslCaps): MatmulTile {
+  const limit = caps.workgroupStorage ?? 16384;
+  if (caps.matmulTile) {
+    if (tileBytes(caps.matmulTile) > limit) throw new Error(`matmul tile ${caps.matmulTile.bm}×${caps.matmulTile.bn}×${caps.matmulTile.bk} needs ${tileBytes(caps.matmulTile)} bytes of workgroup memory, over this device's maxComputeWorkgroupStorageSize of ${limit}`);
+    return caps.matmulTile;
+  }
+  if (tileBytes(DEFAULT_TILE) <= limit) return DEFAULT_TILE;
+  const fits = MATMUL_TILES.filter((t) => tileBytes(t) <= limit).sort((a, b) => b.bm * b.bn - a.bm * a.bn || a.bk - b.bk);
+  if (!fits.length) throw new Error(`no matmul tile fits this device's maxComputeWorkgroupStorageSize of ${limit} bytes (the smallest needs ${tileBytes(MATMUL_TILES[0]!)})`);
+  return fits[0]!;
+}
 
 /**
  * The GPU matmul: 16×16 threads share BK-deep slices of A and B in workgroup memory, stored k-major as vec4s so
@@ -547,6 +571,9 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
       );
     }
   }
+  const shared = workgroupBytes(extra);
+  const limit = caps.workgroupStorage ?? 16384;
+  if (shared > limit) throw new Error(`kernel ${kernel.name}: needs ${shared} bytes of workgroup memory, over this device's maxComputeWorkgroupStorageSize of ${limit}`);
   const code = [...r.header(), ...SPECIALS, ...extra, ...r.helpers.values(), ...body].join('\n');
   return { code, ...(sizeBinding !== undefined ? { sizeBinding } : {}) };
 }
