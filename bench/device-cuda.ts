@@ -8,10 +8,6 @@
 //
 // Prints one line per case (ok / FAIL with the differences) and a summary; exits 1 when anything failed.
 
-import fs from 'node:fs';
-import path from 'node:path';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import * as tw from '../index.ts';
 import { cudaDebug, cudaInstance } from '../backends/cuda/index.ts';
 import { nvrtc, ptxCacheDir } from '../backends/cuda/nvrtc.ts';
@@ -19,52 +15,18 @@ import { casesFor, compare, type Float, jittedStepCheck, makeInputs, runCase, to
 import { CUDA_HALF_CASES, cudaCases } from '../test/conformance/cuda-cases.ts';
 import type { Case } from '../test/conformance/cases.ts';
 import { markdownTable, runCudaBench, runTorchPeer } from './cuda.ts';
+import { args, check as checkOne, elapsed, fail, finish, gc, only, opt, save, say } from './device-report.ts';
 
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
-
-const args = process.argv.slice(2);
-const opt = (name: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const budgetS = Number(opt('budget') ?? 330);
-const only = opt('only')?.split(',');
-const outDir = opt('out');
-const t0 = performance.now();
-const elapsed = () => (performance.now() - t0) / 1e3;
-const report: string[] = [];
-const say = (s: string) => {
-  console.log(s);
-  report.push(s);
-};
-
-let failed = 0, passed = 0;
-const failures: string[] = [];
 /** A sticky CUDA error (a kernel fault) poisons the context: later cases would all fail, so stop there. */
 let fatal: string | undefined;
-
-async function check(label: string, body: () => Promise<string[]>): Promise<void> {
-  if (fatal) return;
-  const t = performance.now();
-  let f: string[];
-  try {
-    f = await body();
-  } catch (e) {
-    const msg = (e as Error).message;
-    f = [`threw: ${msg.split('\n').slice(0, 12).join('\n    ')}`];
-    if (/CUDA_ERROR_(ILLEGAL_ADDRESS|LAUNCH_FAILED|MISALIGNED_ADDRESS|ILLEGAL_INSTRUCTION|HARDWARE_STACK_ERROR|UNKNOWN)/.test(msg)) fatal = `${label}: ${msg.split('\n')[0]}`;
-  }
-  const ms = (performance.now() - t).toFixed(0);
-  if (f.length) {
-    failed++;
-    failures.push(label);
-    say(`FAIL ${label} (${ms} ms)\n    ${f.join('\n    ')}`);
-  } else {
-    passed++;
-    say(`ok   ${label} (${ms} ms)`);
-  }
-}
+const check = (label: string, body: () => Promise<string[]>) =>
+  checkOne(label, body, {
+    skip: fatal !== undefined,
+    onThrow: (msg) => {
+      if (/CUDA_ERROR_(ILLEGAL_ADDRESS|LAUNCH_FAILED|MISALIGNED_ADDRESS|ILLEGAL_INSTRUCTION|HARDWARE_STACK_ERROR|UNKNOWN)/.test(msg)) fatal = `${label}: ${msg.split('\n')[0]}`;
+    },
+  });
 
 const selected = (c: Case) => !only || only.some((o) => c.name.includes(o));
 
@@ -132,15 +94,10 @@ async function main(): Promise<number> {
       for (const r of rows) r.torchMs = peer.ms[r.name];
       const table = markdownTable(rows, peer.device);
       say(`\n${table}\n`);
-      if (outDir) {
-        fs.mkdirSync(outDir, { recursive: true });
-        fs.writeFileSync(path.join(outDir, 'cuda-bench.md'), table + '\n');
-        fs.writeFileSync(path.join(outDir, 'cuda-bench.json'), JSON.stringify({ device: be.device, torch: peer.device, rows }, null, 2));
-      }
+      save('cuda-bench.md', table + '\n');
+      save('cuda-bench.json', JSON.stringify({ device: be.device, torch: peer.device, rows }, null, 2));
     } catch (e) {
-      failed++;
-      failures.push('benchmark');
-      say(`FAIL benchmark: ${(e as Error).message.split('\n').slice(0, 8).join('\n    ')}`);
+      fail('benchmark', (e as Error).message.split('\n').slice(0, 8).join('\n    '));
     }
   }
 
@@ -156,9 +113,4 @@ async function main(): Promise<number> {
 }
 
 const code = await main();
-say(`\n${passed} passed, ${failed} failed in ${elapsed().toFixed(0)} s${failures.length ? `\nfailed: ${failures.join('; ')}` : ''}${fatal ? `\nstopped after a sticky CUDA error: ${fatal}\n(rerun with CUDA_LAUNCH_BLOCKING=1 and --only to find the kernel)` : ''}`);
-if (outDir) {
-  fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'device-cuda.txt'), report.join('\n') + '\n');
-}
-process.exit(code || (failed ? 1 : 0));
+finish('device-cuda.txt', code, fatal ? `\nstopped after a sticky CUDA error: ${fatal}\n(rerun with CUDA_LAUNCH_BLOCKING=1 and --only to find the kernel)` : '');

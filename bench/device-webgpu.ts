@@ -9,62 +9,18 @@
 //
 // Prints one line per case (ok / FAIL with the differences) and a summary; exits 1 when anything failed.
 
-import fs from 'node:fs';
-import path from 'node:path';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { create, globals } from 'webgpu';
 import * as tw from '../index.ts';
 import { webgpuDebug, webgpuInstance } from '../backends/webgpu/index.ts';
 import { MATMUL_TILES, type MatmulTile } from '../backends/webgpu/wgsl.ts';
 import { casesFor, type Float, jittedStepCheck, runCase } from '../test/conformance/harness.ts';
+import { check, elapsed, finish, gc, only, opt, say } from './device-report.ts';
 
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 Object.assign(globalThis, globals);
 Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) }, configurable: true, writable: true });
-
-const args = process.argv.slice(2);
-const opt = (name: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const budgetS = Number(opt('budget') ?? 200);
-const only = opt('only')?.split(',');
-const outDir = opt('out');
-const t0 = performance.now();
-const elapsed = () => (performance.now() - t0) / 1e3;
-const report: string[] = [];
-const say = (s: string) => {
-  console.log(s);
-  report.push(s);
-};
-
-let failed = 0, passed = 0, skipped = 0;
-const failures: string[] = [];
-async function check(label: string, body: () => Promise<string[]>): Promise<void> {
-  if (elapsed() > budgetS) {
-    skipped++;
-    return;
-  }
-  const t = performance.now();
-  let f: string[];
-  try {
-    f = await body();
-  } catch (e) {
-    f = [`threw: ${(e as Error).message.split('\n').slice(0, 12).join('\n    ')}`];
-  }
-  const ms = (performance.now() - t).toFixed(0);
-  if (f.length) {
-    failed++;
-    failures.push(label);
-    say(`FAIL ${label} (${ms} ms)\n    ${f.join('\n    ')}`);
-  } else {
-    passed++;
-    say(`ok   ${label} (${ms} ms)`);
-  }
-}
+const overBudget = () => elapsed() > budgetS;
 
 const tileName = (t: MatmulTile) => `${t.bm}×${t.bn}×${t.bk}`;
 
@@ -86,7 +42,7 @@ async function main(): Promise<number> {
       await check(`${c.name} [${float}]`, async () => {
         await tw.setBackend('webgpu');
         return runCase(c, 'webgpu', float);
-      });
+      }, { skip: overBudget() });
     }
   }
   const matmuls = casesFor('f32').filter((c) => /matmul|@|einsum|attention|MLP/.test(c.name) && selected(c.name));
@@ -100,23 +56,14 @@ async function main(): Promise<number> {
       } finally {
         webgpuDebug.matmulTile = undefined;
       }
-    });
+    }, { skip: overBudget() });
   }
   webgpuDebug.poison = false;
   await check('jitted step: no recompilation, no growth in live buffers', async () => {
     await tw.setBackend('webgpu');
     return jittedStepCheck(() => be.stats().liveBuffers, gc);
   });
-  if (skipped) say(`(${skipped} check(s) not run: over the ${budgetS} s budget)`);
-
   return 0;
 }
 
-const code = await main();
-say(`\n${passed} passed, ${failed} failed in ${elapsed().toFixed(0)} s${failures.length ? `\nfailed: ${failures.join('; ')}` : ''}`);
-if (outDir) {
-  fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'device-webgpu.txt'), report.join('\n') + '\n');
-}
-// Dawn's Node bindings keep the process alive while devices exist
-process.exit(code || (failed ? 1 : 0));
+finish('device-webgpu.txt', await main());
