@@ -12,7 +12,7 @@
 import { create, globals } from 'webgpu';
 import * as tw from '../index.ts';
 import { webgpuDebug, webgpuInstance } from '../backends/webgpu/index.ts';
-import { MATMUL_TILES, type MatmulTile } from '../backends/webgpu/wgsl.ts';
+import { MATMUL_TILES, tileName } from '../backends/webgpu/wgsl.ts';
 import { casesFor, type Float, jittedStepCheck, runCase } from '../test/conformance/harness.ts';
 import { check, elapsed, finish, gc, only, opt, say } from './device-report.ts';
 
@@ -21,8 +21,6 @@ Object.assign(globalThis, globals);
 Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) }, configurable: true, writable: true });
 const budgetS = Number(opt('budget') ?? 200);
 const overBudget = () => elapsed() > budgetS;
-
-const tileName = (t: MatmulTile) => `${t.bm}×${t.bn}×${t.bk}`;
 
 async function main(): Promise<number> {
   try {

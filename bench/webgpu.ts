@@ -25,7 +25,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import * as tw from '../index.ts';
 import { webgpuDebug, webgpuInstance } from '../backends/webgpu/index.ts';
-import { MATMUL_TILES, type MatmulTile } from '../backends/webgpu/wgsl.ts';
+import { MATMUL_TILES, type MatmulTile, tileName } from '../backends/webgpu/wgsl.ts';
 import { adamw, type AdamState } from '../models/optim/adamw.ts';
 
 // ---- one Dawn instance for everyone: our backend and both peers take navigator.gpu when it is set
@@ -243,7 +243,7 @@ const twMatmul = (a: Float32Array, b: Float32Array, n: number, tile?: MatmulTile
       webgpuDebug.matmulTile = undefined;
     }
   };
-  return { run, finish: twFinish, note: tile ? `jit, tile ${tile.bm}×${tile.bn}×${tile.bk}` : 'jit' };
+  return { run, finish: twFinish, note: tile ? `jit, tile ${tileName(tile)}` : 'jit' };
 };
 for (const n of matmulSizes) {
   const a = randn(n * n), b = randn(n * n);
@@ -264,7 +264,7 @@ for (const n of matmulSizes) {
 if (args.includes('--tiles')) {
   for (const n of matmulSizes) {
     const a = randn(n * n), b = randn(n * n);
-    for (const tile of MATMUL_TILES) await bench(`matmul f32 tile ${tile.bm}×${tile.bn}×${tile.bk}`, `${n}×${n}×${n}`, 'GFLOP/s', 2 * n ** 3, 4 * n * n, 1e-4, { twinflow: () => twMatmul(a, b, n, tile) });
+    for (const tile of MATMUL_TILES) await bench(`matmul f32 tile ${tileName(tile)}`, `${n}×${n}×${n}`, 'GFLOP/s', 2 * n ** 3, 4 * n * n, 1e-4, { twinflow: () => twMatmul(a, b, n, tile) });
   }
 }
 

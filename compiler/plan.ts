@@ -210,7 +210,8 @@ function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[]
   const writtenOver = (v: number, own: number, at: number) => {
     const d = donorValue.get(own)!, args = steps[at]!.args;
     if (last.get(d) !== at || !writesOver(steps[at]!.kernel, args.indexOf(d), args.indexOf(v))) return false;
-    merges.set(at, new Map([...(merges.get(at) ?? []), [args.indexOf(d), args.indexOf(v)]]));
+    if (!merges.has(at)) merges.set(at, new Map());
+    merges.get(at)!.set(args.indexOf(d), args.indexOf(v));
     return true;
   };
   const temps = values.map((_, id) => id).filter((id) => values[id]!.kind === 'computed' && first.has(id));

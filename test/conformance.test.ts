@@ -7,7 +7,7 @@ import * as tw from 'twinflow';
 import { cudaDebug, cudaInstance } from '../backends/cuda/index.ts';
 import { webgpuDebug, webgpuInstance } from '../backends/webgpu/index.ts';
 import { casesFor, type Float, jittedStepCheck, runCase } from './conformance/harness.ts';
-import type { MatmulTile } from '../backends/webgpu/wgsl.ts';
+import { type MatmulTile, tileName } from '../backends/webgpu/wgsl.ts';
 
 const targets: { name: tw.BackendName; float: Float; label: string; gpuKernels?: boolean; noSubgroups?: boolean }[] = [
   { name: 'cpu', float: 'f32', label: 'cpu (float32)' },
@@ -77,7 +77,7 @@ for (const target of targets) {
       try {
         for (const tile of tiles) {
           webgpuDebug.matmulTile = tile;
-          for (const c of matmuls) expect(await runCase(c, 'webgpu', 'f32', ['jit']), `${tile.bm}×${tile.bn}×${tile.bk}`).toEqual([]);
+          for (const c of matmuls) expect(await runCase(c, 'webgpu', 'f32', ['jit']), tileName(tile)).toEqual([]);
         }
       } finally {
         webgpuDebug.matmulTile = undefined;

@@ -20,7 +20,7 @@ import type { Graph } from '../../dsl/graph.ts';
 import { type AVal, sizeOf } from '../../dsl/shape.ts';
 import { bufferOf } from '../../dsl/trace.ts';
 import { type DeviceInfo, openDevice } from './device.ts';
-import { dispatchWgsl, type MatmulTile, type RenderedKernel, renderWgsl, type WgslCaps } from './wgsl.ts';
+import { dispatchWgsl, type MatmulTile, type RenderedKernel, renderWgsl, tileName, type WgslCaps } from './wgsl.ts';
 
 /** A pooled device buffer; `bytes` is the pool size class. */
 export interface GpuBuffer {
@@ -32,6 +32,7 @@ export class WebGpuError extends TwinflowError {}
 
 /** Kernels recorded before the shared command encoder is submitted without waiting for the task to end. */
 const BATCH = 32;
+/** Bytes per stored element (bool is stored as u32). */
 const bytesPer = (t: ScalarType) => (t === 'f16' ? 2 : 4);
 
 /** Inputs and outputs up to this size pass through the executable's own buffers (a copy is cheaper than a bind group). */
@@ -129,7 +130,7 @@ export class WebGpuBackend implements Backend {
 
   upload(data: HostArray, aval: AVal): DeviceBuffer {
     checkDType(aval.dtype);
-    const b = this.acquire(sizeOf(aval.shape) * bytesPer(aval.dtype === 'bool' ? 'u32' : (aval.dtype as ScalarType)));
+    const b = this.acquire(sizeOf(aval.shape) * bytesPer(aval.dtype as ScalarType));
     const bytes = padded(toDeviceBytes(data, aval.dtype));
     // a queue write lands before commands not yet submitted: recorded kernels may still read this pooled buffer
     this.flush();
@@ -141,7 +142,7 @@ export class WebGpuBackend implements Backend {
     await this.check();
     const b = buffer as GpuBuffer;
     const n = sizeOf(aval.shape);
-    const bytes = Math.ceil((n * (aval.dtype === 'f16' ? 2 : 4)) / 4) * 4;
+    const bytes = Math.ceil((n * bytesPer(aval.dtype as ScalarType)) / 4) * 4;
     if (n === 0) return hostArray(aval.dtype, 0);
     const staging = this.gpu.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.encoder().copyBufferToBuffer(b.buffer, 0, staging, 0, bytes);
@@ -215,7 +216,7 @@ export class WebGpuBackend implements Backend {
     for (const n of g.nodes) checkDType(n.aval.dtype);
     let plan: Plan;
     try {
-      plan = buildPlan(g, { bytesPer: (t) => bytesPer(t === 'bool' ? 'u32' : t), maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage, donated: opts.donated, replacedBy: opts.replacedBy });
+      plan = buildPlan(g, { bytesPer, maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage, donated: opts.donated, replacedBy: opts.replacedBy });
     } catch (e) {
       if (e instanceof UnsupportedDType) throw new WebGpuError(`webgpu: ${e.message} is not supported`);
       throw e;
@@ -223,7 +224,7 @@ export class WebGpuBackend implements Backend {
     this.checkLimits(plan);
     const { matmulTile } = webgpuDebug;
     const caps: WgslCaps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels, subgroups: this.info.subgroups && webgpuDebug.subgroups, workgroupStorage: this.gpu.limits.maxComputeWorkgroupStorageSize, ...(matmulTile ? { matmulTile } : {}) };
-    const variant = `${caps.software ? 'cpu' : 'gpu'}${caps.subgroups ? '+sg' : ''}${matmulTile ? `+${matmulTile.bm}x${matmulTile.bn}x${matmulTile.bk}` : ''}`;
+    const variant = `${caps.software ? 'cpu' : 'gpu'}${caps.subgroups ? '+sg' : ''}${matmulTile ? `+${tileName(matmulTile)}` : ''}`;
     const kernels = plan.steps.map((s) => {
       // map kernels take their size from a uniform: one pipeline for every size with the same index math
       const sized = s.kernel.kind !== 'map';
@@ -234,7 +235,7 @@ export class WebGpuBackend implements Backend {
     const roles = plan.buffers.map((b): Role =>
       b.donor !== undefined ? 'donor' : b.partner !== undefined ? 'partner' : !b.output || b.bytes <= COPY_BYTES ? 'own' : 'fresh');
     const read = new Set(plan.steps.flatMap((s) => s.args));
-    const copied = plan.values.map((v, id) => v.kind === 'input' && !opts.donated?.has(v.input) && read.has(id) && v.size * bytesPer(v.type === 'bool' ? 'u32' : v.type) <= COPY_BYTES);
+    const copied = plan.values.map((v, id) => v.kind === 'input' && !opts.donated?.has(v.input) && read.has(id) && v.size * bytesPer(v.type) <= COPY_BYTES);
     const spareFor = plan.buffers.map((b) => (b.donor === undefined ? -1 : plan.buffers.findIndex((p) => p.partner === b.donor)));
     const r: Resident = { own: [], copies: [], bindGroups: plan.steps.map(() => new Map()) };
     const exe = { run: (inputs: DeviceBuffer[]) => this.run({ plan, kernels, consts, roles, copied, spareFor }, inputs as GpuBuffer[], r) };
@@ -249,7 +250,7 @@ export class WebGpuBackend implements Backend {
       throw new WebGpuError('webgpu: f16 tensors need the shader-f16 feature, which this adapter does not offer; use f32');
     }
     for (const v of plan.values) {
-      const bytes = v.size * bytesPer(v.type === 'bool' ? 'u32' : v.type);
+      const bytes = v.size * bytesPer(v.type);
       if (bytes > lim.maxStorageBufferBindingSize) {
         throw new WebGpuError(`webgpu: a ${v.type}[${v.size}] buffer needs ${bytes} bytes, over this adapter's maxStorageBufferBindingSize of ${lim.maxStorageBufferBindingSize}`);
       }

@@ -329,13 +329,15 @@ export interface MatmulTile {
 }
 /** Every tile the renderer supports (benchmarks and tests go through them all). */
 export const MATMUL_TILES: readonly MatmulTile[] = [64, 128].flatMap((bm) => [64, 128].flatMap((bn) => [8, 16].map((bk) => ({ bm, bn, bk }) as MatmulTile)));
+export const tileName = (t: MatmulTile) => `${t.bm}×${t.bn}×${t.bk}`;
 const DEFAULT_TILE: MatmulTile = { bm: 64, bn: 128, bk: 8 };
 const tileBytes = (t: MatmulTile) => (t.bk * (t.bm + t.bn)) * 4;
+const workgroupLimit = (caps: WgslCaps) => caps.workgroupStorage ?? 16384;
 /** The forced tile, else the default, else (on a device with less workgroup memory) the largest that fits. */
 export function matmulTile(caps: WgslCaps): MatmulTile {
-  const limit = caps.workgroupStorage ?? 16384;
+  const limit = workgroupLimit(caps);
   if (caps.matmulTile) {
-    if (tileBytes(caps.matmulTile) > limit) throw new Error(`matmul tile ${caps.matmulTile.bm}×${caps.matmulTile.bn}×${caps.matmulTile.bk} needs ${tileBytes(caps.matmulTile)} bytes of workgroup memory, over this device's maxComputeWorkgroupStorageSize of ${limit}`);
+    if (tileBytes(caps.matmulTile) > limit) throw new Error(`matmul tile ${tileName(caps.matmulTile)} needs ${tileBytes(caps.matmulTile)} bytes of workgroup memory, over this device's maxComputeWorkgroupStorageSize of ${limit}`);
     return caps.matmulTile;
   }
   if (tileBytes(DEFAULT_TILE) <= limit) return DEFAULT_TILE;
@@ -378,11 +380,7 @@ function tiledMatmul(s: Scope, k: Matmul, tile: MatmulTile): string[] {
     }
   };
   for (let r = 0; r < 4 * gm; r++) for (let c = 0; c < gn; c++) s.line(`var c${r}_${c}: vec4<${t}>;`);
-  if (k.k > 0) {
-    s.line(`{`);
-    fetch('0');
-    s.line(`}`);
-  }
+  if (k.k > 0) fetch('0');
   s.line(`for (var k0 = 0; k0 < ${k.k}; k0 += ${bk}) {`);
   s.line(`  workgroupBarrier();`);
   for (let q = 0; q < la; q++) {
@@ -572,24 +570,16 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
       s.line(`  for (var r = 0; r < ${RM}; r++) { for (var c = 0; c < ${RN}; c++) { acc[r][c] += ar[r] * br[c]; } }`);
       s.line(`}`);
       s.line(`for (var r = 0; r < ${RM}; r++) { for (var c = 0; c < ${RN}; c++) { store_c(batch, i0 + r, j0 + c * ${TW}, acc[r][c]); } }`);
-      body.push(
-        `@compute @workgroup_size(${TW}, ${TW})`,
-        `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`,
-        ...s.lines,
-        '}',
-      );
-    } else {
-      extra.push(...tiledMatmul(s, k, matmulTile(caps)));
-      body.push(
-        `@compute @workgroup_size(${TW}, ${TW})`,
-        `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) l: u32, @builtin(local_invocation_id) lid: vec3<u32>) {`,
-        ...s.lines,
-        '}',
-      );
-    }
+    } else extra.push(...tiledMatmul(s, k, matmulTile(caps)));
+    body.push(
+      `@compute @workgroup_size(${TW}, ${TW})`,
+      `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) l: u32, @builtin(local_invocation_id) lid: vec3<u32>) {`,
+      ...s.lines,
+      '}',
+    );
   }
   const shared = workgroupBytes(extra);
-  const limit = caps.workgroupStorage ?? 16384;
+  const limit = workgroupLimit(caps);
   if (shared > limit) throw new Error(`kernel ${kernel.name}: needs ${shared} bytes of workgroup memory, over this device's maxComputeWorkgroupStorageSize of ${limit}`);
   const code = [...r.header(), ...SPECIALS, ...extra, ...r.helpers.values(), ...body].join('\n');
   return { code, ...(sizeBinding !== undefined ? { sizeBinding } : {}) };
