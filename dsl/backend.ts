@@ -37,7 +37,13 @@ export interface Backend {
 export interface BackendFactory {
   name: BackendName;
   /** Resolves to a ready backend, or rejects with the reason it cannot run on this machine. */
-  create(): Promise<Backend>;
+  create(options?: BackendOptions): Promise<Backend>;
+}
+
+/** What a caller may hand to a backend instead of letting it open its own. */
+export interface BackendOptions {
+  /** webgpu: a GPUDevice the page (or program) already holds, e.g. to share it with its own rendering. */
+  device?: GPUDevice;
 }
 
 export class BackendUnavailableError extends TwinflowError {}
@@ -51,12 +57,13 @@ export function registerBackend(factory: BackendFactory): void {
   factories.set(factory.name, factory);
 }
 
-async function instantiate(name: BackendName): Promise<Backend> {
+async function instantiate(name: BackendName, options?: BackendOptions): Promise<Backend> {
   const have = ready.get(name);
-  if (have) return have;
+  if (have && !options?.device) return have;
   const factory = factories.get(name);
   if (!factory) throw new BackendUnavailableError(`backend '${name}' is not part of this build`);
-  const b = await factory.create();
+  if (options?.device && name !== 'webgpu') throw new BackendUnavailableError(`setBackend('${name}', { device }): only webgpu takes a device`);
+  const b = await factory.create(options);
   ready.set(name, b);
   return b;
 }
@@ -66,17 +73,19 @@ const AUTO_ORDER: BackendName[] = ['cuda', 'webgpu', 'cpu'];
 
 /**
  * Selects the backend for new tensors and compiled functions. `auto` tries cuda, webgpu, cpu in that
- * order; the result says which was chosen and why the others were skipped.
+ * order; the result says which was chosen and why the others were skipped. `{ device }` hands webgpu a
+ * GPUDevice the caller holds (it replaces the one webgpu opened before; earlier tensors stay on theirs).
  */
-export async function setBackend(request: BackendRequest = 'auto'): Promise<{ name: BackendName; reason: string }> {
+export async function setBackend(request: BackendRequest = 'auto', options?: BackendOptions): Promise<{ name: BackendName; reason: string }> {
   if (request !== 'auto') {
     if (!AUTO_ORDER.includes(request)) {
       throw new BackendUnavailableError(`unknown backend '${String(request)}'; expected cpu, webgpu, cuda or auto`);
     }
-    current = await instantiate(request);
-    choice = { name: request, reason: 'requested' };
+    current = await instantiate(request, options);
+    choice = { name: request, reason: options?.device ? 'requested, on the caller\'s device' : 'requested' };
     return choice;
   }
+  if (options?.device) throw new BackendUnavailableError("setBackend('auto', { device }): name the backend the device is for ('webgpu')");
   const skipped: string[] = [];
   for (const name of AUTO_ORDER) {
     try {

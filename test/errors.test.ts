@@ -139,3 +139,27 @@ describe('backend errors', () => {
     expect(tw.backendChoice().name).toBe('cpu');
   });
 });
+
+describe('locations in a page', () => {
+  // A Chromium stack from a page whose modules a dev server serves over http: the library's frames (under the
+  // server's root) are skipped, the user's frame is named by its URL without the cache-busting query.
+  const stack = [
+    'Error',
+    '    at callerLocation (http://127.0.0.1:5173/dsl/errors.ts:40:17)',
+    '    at new ShapeError (http://127.0.0.1:5173/dsl/errors.ts:55:22)',
+    '    at broadcastShapes (http://127.0.0.1:5173/dsl/shape.ts?v=3f2a:12:11)',
+    '    at http://127.0.0.1:5173/node_modules/.vite/deps/chunk.js?v=1:9:3',
+    '    at generate (http://127.0.0.1:5173/examples/web/main.ts?t=17:88:21)',
+    '    at async run (http://127.0.0.1:5173/examples/web/main.ts:120:5)',
+  ].join('\n');
+  it('http(s) frames point at the user code', async () => {
+    const { userFrame } = await import('../dsl/errors.ts');
+    expect(userFrame(stack, 'http://127.0.0.1:5173/')).toBe('http://127.0.0.1:5173/examples/web/main.ts:88:21');
+    expect(userFrame(stack.replaceAll('http://127.0.0.1:5173', 'https://example.org/app'), 'https://example.org/app/')).toBe('https://example.org/app/examples/web/main.ts:88:21');
+  });
+  it('file paths with spaces and file:// URLs', async () => {
+    const { userFrame } = await import('../dsl/errors.ts');
+    const node = ['Error', '    at f (/lib dir/dsl/ops.ts:3:4)', '    at Object.<anonymous> (file:///my%20code/main.ts:7:9)'].join('\n');
+    expect(userFrame(node, '/lib dir/')).toBe('/my code/main.ts:7:9');
+  });
+});

@@ -19,6 +19,9 @@ import { type CudaDevice, CudaDriver, type DevicePtr } from './driver.ts';
 import { nodeModule } from './ffi.ts';
 import { compileToPtx, nvrtc, NvrtcError } from './nvrtc.ts';
 
+/** Environment settings; empty where there is no process (a bundle for a page, where cuda cannot run anyway). */
+const env: Record<string, string | undefined> = typeof process !== 'undefined' ? process.env : {};
+
 export class CudaError extends TwinflowError {}
 
 /** A pooled device allocation; `bytes` is its size class. */
@@ -108,7 +111,7 @@ export interface CompiledForArch {
  */
 export function compileForArch(g: Graph, opts: { arch?: string | number; tf32?: boolean } = {}): CompiledForArch {
   for (const n of g.nodes) checkDType(n.aval.dtype);
-  const archOpt = opts.arch ?? process.env.TWINFLOW_CUDA_ARCH ?? 'sm_90';
+  const archOpt = opts.arch ?? env.TWINFLOW_CUDA_ARCH ?? 'sm_90';
   const arch = typeof archOpt === 'number' ? archOpt : parseArch(archOpt);
   const caps: CudaCaps = { arch, tf32: opts.tf32 ?? false };
   const plan = buildPlan(g, { bytesPer: cudaBytesPer });
@@ -127,7 +130,7 @@ export function compileForArch(g: Graph, opts: { arch?: string | number; tf32?: 
 export class CudaBackend implements Backend {
   readonly name = 'cuda' as const;
   readonly device: string;
-  readonly options: CudaOptions = { tf32: process.env.TWINFLOW_CUDA_TF32 === '1' };
+  readonly options: CudaOptions = { tf32: env.TWINFLOW_CUDA_TF32 === '1' };
   private readonly pool = new Map<number, DevicePtr[]>();
   private readonly functions = new Map<string, CompiledKernel>();
   private readonly modules: unknown[] = [];
@@ -318,7 +321,7 @@ export class CudaBackend implements Backend {
 
 /** TWINFLOW_DUMP_KERNELS=1 prints every generated kernel to stderr; =DIR writes them to DIR/NAME-ENTRY.cu. */
 function dumpKernel(name: string, r: RenderedCuda): void {
-  const where = process.env.TWINFLOW_DUMP_KERNELS;
+  const where = env.TWINFLOW_DUMP_KERNELS;
   if (!where) return;
   const text = `// ${name}: grid [${r.grid}] block [${r.block}]${r.path ? ` (${r.path})` : ''}\n${r.code}`;
   if (where === '1') console.error(`// ---- ${name}\n${text}`);

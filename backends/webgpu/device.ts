@@ -1,8 +1,8 @@
 // Getting a GPUDevice: the browser's navigator.gpu when there is one, else Dawn's Node bindings (npm `webgpu`).
 
 export interface DeviceInfo {
-  /** Held for the device's lifetime: Dawn's Node bindings free the instance when this is collected. */
-  gpu: GPU;
+  /** Held for the device's lifetime: Dawn's Node bindings free the instance when this is collected (absent for an adopted device outside a page). */
+  gpu: GPU | undefined;
   device: GPUDevice;
   description: string;
   f16: boolean;
@@ -16,7 +16,9 @@ async function gpuObject(): Promise<GPU> {
   if (nav?.gpu) return nav.gpu;
   let mod: { create(args: string[]): GPU; globals: Record<string, unknown> };
   try {
-    mod = (await import('webgpu')) as unknown as typeof mod;
+    // A computed specifier: bundlers for the browser must not follow it into Dawn's native Node module.
+    const dawn = 'webgpu';
+    mod = (await import(/* @vite-ignore */ dawn)) as unknown as typeof mod;
   } catch (e) {
     throw new Error(`the npm package 'webgpu' (Dawn for Node) could not be loaded: ${(e as Error).message}`);
   }
@@ -42,13 +44,23 @@ export async function openDevice(): Promise<DeviceInfo> {
       maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
     },
   });
-  const info = adapter.info;
+  return { ...describeDevice(device, adapter.info), gpu };
+}
+
+/** A device the caller already holds (a page's own): its adapter facts come from `device.adapterInfo`. */
+export function adoptDevice(device: GPUDevice): DeviceInfo {
+  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  return { ...describeDevice(device, info), gpu };
+}
+
+function describeDevice(device: GPUDevice, info: GPUAdapterInfo | undefined): Omit<DeviceInfo, 'gpu'> {
+  const facts = info ? [info.vendor, info.architecture, info.device].filter(Boolean) : ['adapter not described'];
   return {
-    gpu,
     device,
-    description: `webgpu (${[info.vendor, info.architecture, info.device].filter(Boolean).join(' ')})`,
+    description: `webgpu (${facts.join(' ')})`,
     f16: device.features.has('shader-f16'),
     subgroups: device.features.has('subgroups'),
-    software: info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description} ${info.architecture}`),
+    software: !!info && (info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description} ${info.architecture}`)),
   };
 }

@@ -19,7 +19,7 @@ import { f16Bits, f16FromBits } from '../../dsl/float-formats.ts';
 import type { Graph } from '../../dsl/graph.ts';
 import { type AVal, sizeOf } from '../../dsl/shape.ts';
 import { bufferOf } from '../../dsl/trace.ts';
-import { type DeviceInfo, openDevice } from './device.ts';
+import { adoptDevice, type DeviceInfo, openDevice } from './device.ts';
 import { dispatchWgsl, type MatmulTile, type RenderedKernel, renderWgsl, tileName, type WgslCaps } from './wgsl.ts';
 
 /** A pooled device buffer; `bytes` is the pool size class. */
@@ -430,9 +430,9 @@ export function webgpuInstance(): WebGpuBackend | undefined {
 
 registerBackend({
   name: 'webgpu',
-  async create() {
+  async create(options) {
     try {
-      return (instance = new WebGpuBackend(await openDevice()));
+      return (instance = new WebGpuBackend(options?.device ? adoptDevice(options.device) : await openDevice()));
     } catch (e) {
       throw new BackendUnavailableError((e as Error).message);
     }

@@ -2,7 +2,7 @@
 // c the time embedding emb(t) + emb₂(r)·(t − r) plus, for class-conditional data, a class embedding. The
 // output layer starts at zero, so the initial velocity is 0 everywhere.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { embedding, embeddingSpec } from '../nn/embedding.ts';
 import { linear, linearSpec } from '../nn/linear.ts';
 import type { SpecTree } from '../nn/params.ts';

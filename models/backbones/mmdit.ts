@@ -2,7 +2,7 @@
 // tokens keep separate weights (modulation, projections, norms, MLPs) and meet in one joint attention over
 // [text ; image]; only the image stream leaves the last block.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { multiHeadAttention } from '../nn/attention.ts';
 import { type LinearParams, type LoraConfig, linear, linearSpec } from '../nn/linear.ts';
 import { type FeedForwardConfig, type FeedForwardParams, feedForward, feedForwardSpec } from '../nn/mlp.ts';

@@ -2,7 +2,7 @@
 // the MMDiT's text stream, so that small labelled data (MNIST) exercises the text path, its padding mask and
 // MSRoPE's text positions as the full model does. The empty prompt is the null condition ∅.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { embedding, type EmbeddingParams, embeddingSpec } from '../nn/embedding.ts';
 import type { SpecTree } from '../nn/params.ts';
 import type { MmditCond } from './mmdit.ts';

@@ -1,6 +1,6 @@
 // The contract every backbone meets: a velocity network F_θ(x_t, t, r | c) for TwinFlow (TWINFLOW.md).
 
-import type * as tw from '../../index.ts';
+import type * as tw from '../../core.ts';
 
 /**
  * x: [B, ...features]; t and r: [B], signed (negative time marks the fake trajectory); cond: the condition

@@ -7,7 +7,7 @@
 
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { CheckpointError, decodeSafetensors, encodeSafetensors, type HostTensor } from './safetensors.ts';
 
 export interface TrainState<P = unknown, S = unknown> {

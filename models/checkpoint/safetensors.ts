@@ -4,7 +4,7 @@
 // tells a corrupt file from a good one instead of returning garbage weights.
 
 import { createHash } from 'node:crypto';
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../../dsl/float-formats.ts';
 
 /** A tensor's values on the host (f16/bf16 widened to Float32Array, bool as 0/1 bytes, as `Tensor.data()` gives them). */

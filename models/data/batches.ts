@@ -2,7 +2,7 @@
 // ⌊n / batchSize⌋ full batches (the remainder is left out of that epoch). A step number gives its batch
 // directly, so a resumed run sees the same batches as an uninterrupted one.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 
 /** Row indices i32 [batchSize] of training step `step` (0-based) over n rows. */
 export function batchIndices(key: tw.random.Key, n: number, batchSize: number, step: number): tw.Tensor<'i32'> {

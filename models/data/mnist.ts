@@ -7,7 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { digitPrompt, tokenize } from '../backbones/prompt.ts';
 
 export const MNIST_SIDE = 32;

@@ -1,7 +1,7 @@
 // 2-D toy distributions with seeded sampling, written with DSL ops so a sampler jits (n is static) and gives
 // the same points on every backend for the same key. Each is centred at the origin, within about [−3.5, 3.5]².
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 
 export type Toy2d = '8gauss' | 'checkerboard' | 'moons' | 'spirals';
 export const TOY2D: readonly Toy2d[] = ['8gauss', 'checkerboard', 'moons', 'spirals'];

@@ -7,7 +7,7 @@
 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint/checkpoint.ts';
 import { batchIndices } from '../data/batches.ts';
 import { MNIST_CLASSES, MNIST_SIDE, type MnistSplit } from '../data/mnist.ts';

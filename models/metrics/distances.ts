@@ -1,7 +1,7 @@
 // Euclidean distances between all rows of two point sets, the building block of the energy distance and the
 // diversity ratio.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 
 /**
  * ‖x_i − y_j‖ for x [N, D] and y [M, D]: [N, M]. Through the Gram matrix (one matmul, any D), after moving

@@ -3,7 +3,7 @@
 // ratio well under 1. Distances are Euclidean in whatever space the rows are given (pixels, or classifier
 // features).
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { pairwiseDistances } from './distances.ts';
 
 /** Mean distance over pairs of distinct rows of x [N, ...] that share a label (labels i32 [N]): [numClasses]. */

@@ -2,7 +2,7 @@
 // the distributions are equal. Estimated with V-statistics (all pairs, self-pairs included): the estimate is
 // never negative and is exactly 0 for identical sets; between samples of one distribution it is O(1/n).
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { pairwiseDistances } from './distances.ts';
 
 /** x [N, D], y [M, D] → scalar. */

@@ -15,7 +15,7 @@
 // diverges on a singular covariance. Use f64 features on the cpu for a reference figure; f32 works too,
 // with f32's accuracy.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 
 type F<D extends tw.FloatDType> = tw.Tensor<D>;
 

@@ -3,7 +3,7 @@
 // when it holds at least 5% of the samples (a perfect sampler puts 12.5% in each); precision is the share
 // of samples that belong to some mode (98.9% for true samples: a 2-D gaussian's mass within 3σ).
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { GAUSS8_SIGMA, gauss8Centres } from '../data/toy2d.ts';
 import { pairwiseDistances } from './distances.ts';
 

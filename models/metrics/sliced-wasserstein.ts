@@ -5,7 +5,7 @@
 // most; for N = M it is the mean squared difference of the sorted values). Breakpoints depend on N and M
 // only, so they are static and the function jits.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 
 /** The quantile pieces of two empirical measures with n and m atoms: sorted indices on each side, and widths. */
 function quantilePieces(n: number, m: number): { ia: Int32Array; ib: Int32Array; w: Float64Array } {

@@ -1,6 +1,6 @@
 // Multi-head attention over [B, S, H, Dh] queries, keys and values with a per-key padding mask.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 
 /**
  * q, k, v: [B, S, H, Dh] -> [B, S, H, Dh]; keyMask [B, S] (true = attend) hides padded keys from every query.

@@ -1,6 +1,6 @@
 // Embedding table: integer ids -> rows of a learned [count, dim] table.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import type { SpecTree } from './params.ts';
 
 export interface EmbeddingParams<D extends tw.FloatDType = 'f32'> { table: tw.Tensor<D> }

@@ -2,7 +2,7 @@
 // y = x @ w + b + (alpha/rank)·(x @ a) @ b_lora. The adapter's b starts at zero, so an adapted layer starts
 // equal to its base, and with an adapter only a and b are trainable.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { frozen, type SpecTree } from './params.ts';
 
 export interface LoraConfig { rank: number; alpha: number }

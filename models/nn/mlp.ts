@@ -1,6 +1,6 @@
 // Two-layer perceptron Linear -> activation -> Linear, as used in transformer blocks and time embedders.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { type LinearParams, type LoraConfig, linear, linearSpec } from './linear.ts';
 import type { SpecTree } from './params.ts';
 

@@ -3,7 +3,7 @@
 // rows and columns are centred on 0, and text token k sits on the diagonal after the image at
 // max(H//2, W//2) + k on all three axes, so text and image positions never collide.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 
 export type RopeAxes = readonly [frame: number, row: number, col: number];
 export type Position = [frame: number, row: number, col: number];

@@ -1,6 +1,6 @@
 // LayerNorm (with or without a learnable affine) and RMSNorm over the last axis.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import type { SpecTree } from './params.ts';
 
 export interface LayerNormParams<D extends tw.FloatDType = 'f32'> { weight?: tw.Tensor<D>; bias?: tw.Tensor<D> }

@@ -2,7 +2,7 @@
 // initParams turns it into a tree of tensors of the same structure, countParams sizes it without allocating,
 // and partitionTrainable/combine split a params tree by ParamSpec.trainable so grad sees only what trains.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 
 export interface ParamSpec {
   shape: number[];

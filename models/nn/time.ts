@@ -2,7 +2,7 @@
 // an embedder Linear -> SiLU -> Linear, and TwinFlow's pair emb(t) + emb₂(r)·(t − r), which reduces to
 // emb(t) at r = t so that a plain flow model is the special case r = t.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { type LinearParams, linear, linearSpec } from './linear.ts';
 import type { SpecTree } from './params.ts';
 

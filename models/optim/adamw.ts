@@ -1,7 +1,7 @@
 // AdamW (Loshchilov & Hutter): Adam with bias correction and weight decay decoupled from the gradient
 // (p ← p·(1 − lr·wd) before the Adam step), as torch.optim.AdamW.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import type { Optimizer } from './optimizer.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- moment trees mirror the params pytree */

@@ -1,7 +1,7 @@
 // Gradient clipping by global norm, as torch.nn.utils.clip_grad_norm_: scale every gradient by
 // min(1, maxNorm / (norm + 1e-6)), where norm is over all leaves together.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- grads are an arbitrary pytree */
 export function clipByGlobalNorm(grads: any, maxNorm: number): { grads: any; norm: tw.Tensor<'f32'> } {

@@ -2,7 +2,7 @@
 // 0 copies the parameters and early averages are not dragged toward the initial values. Inside jit pass the
 // step as a tensor: a JS number is a static value, so each new step would compile a new program.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- ema and params are pytrees of one structure */
 export function emaUpdate(ema: any, params: any, decay: number, step: number | tw.Tensor<'f32'>): any {

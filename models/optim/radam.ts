@@ -4,7 +4,7 @@
 // The threshold 5 follows the authors' code and torch.optim.RAdam (the paper's text says 4).
 // Weight decay, if any, is decoupled as in AdamW.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { type AdamOptions, type AdamState, initMoments, updateMoments } from './adamw.ts';
 import type { Optimizer } from './optimizer.ts';
 

@@ -2,7 +2,7 @@
 // deterministic and a test can feed it fixed draws. All draws are per row of the batch (row b's values are
 // used by whichever slice row b falls in), which keeps slices and draws aligned for any proportions.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import type { TwinFlowConfig } from './config.ts';
 
 export interface Draws {

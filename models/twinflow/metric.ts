@@ -1,6 +1,6 @@
 // The per-sample loss metric: plain MSE over features, or pseudo-Huber on it (TWINFLOW.md).
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import type { TwinFlowConfig } from './config.ts';
 import { meanFeatures } from './rows.ts';
 

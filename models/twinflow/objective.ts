@@ -3,7 +3,7 @@
 // forward pass with gradient gives F for all rows. Targets, x_fake and the rectification Δ come from
 // teacher or online evaluations under stop-gradient. RCGM and flow matching are configurations of it.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import type { Network } from '../backbones/types.ts';
 import { SLICES, type SliceName, sliceRows, type TwinFlowConfig } from './config.ts';
 import type { Draws } from './draws.ts';

@@ -1,7 +1,7 @@
 // The RCGM target of order N (TWINFLOW.md): a teacher walks from max(t − dt, r) to r in N steps; the
 // residual R compares the row's own displacement (t − r)·F with the teacher's, per unit dt, against v.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import { perRow } from './rows.ts';
 
 /**

@@ -1,6 +1,6 @@
 // Per-row helpers for batches laid out as [B, ...features] (and pytrees of such tensors).
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 
 /** A [B] per-row value shaped [B, 1, ...] to broadcast against a tensor of rank `ndim`. */
 export function perRow<D extends tw.DType>(v: tw.Tensor<D>, ndim: number): tw.Tensor<D> {

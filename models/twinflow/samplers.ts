@@ -2,7 +2,7 @@
 // stochasticity s), any-step (the average velocity to the next grid time) and multi-step Euler. The grid is
 // static, so `sample` is pure and jits once per grid.
 
-import * as tw from '../../index.ts';
+import * as tw from '../../core.ts';
 import type { Network } from '../backbones/types.ts';
 
 type T = tw.Tensor<'f32'>;
