@@ -3,9 +3,9 @@
 // indexed entirely and without holes. Encoding also stores the data's SHA-256 in the metadata, so decoding
 // tells a corrupt file from a good one instead of returning garbage weights.
 
-import { createHash } from 'node:crypto';
 import * as tw from '../../core.ts';
 import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../../dsl/float-formats.ts';
+import { sha256 } from './sha256.ts';
 
 /** A tensor's values on the host (f16/bf16 widened to Float32Array, bool as 0/1 bytes, as `Tensor.data()` gives them). */
 export interface HostTensor {
@@ -30,8 +30,6 @@ const CHECKSUM = 'sha256';
 
 // Typed-array views below are in host byte order; the format is little-endian.
 if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new Error('safetensors: big-endian hosts are not supported');
-
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 function toBytes(t: HostTensor): Uint8Array {
   const { data } = t;
