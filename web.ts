@@ -5,3 +5,4 @@
 import './backends/webgpu/index.ts';
 
 export * from './core.ts';
+export { deviceRequest } from './backends/webgpu/device.ts';

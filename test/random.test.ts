@@ -232,3 +232,49 @@ function phi(x: number): number {
   const erf = 1 - t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) * Math.exp(-z * z);
   return 0.5 * (1 + (x < 0 ? -erf : erf));
 }
+
+// The same key must give the same normal samples on every backend and in every browser, so f32 normal avoids
+// the device's log and cos (whose accuracy WGSL leaves to the adapter): it is pinned here against Box–Muller
+// in float64 on the same 24-bit uniforms, and each GPU backend against the cpu backend.
+describe('normal is the same everywhere', () => {
+  /** The key, made on the active backend. */
+  const key = () => tw.random.foldIn(tw.random.key(11), 5);
+  const N = 1 << 16;
+  /** Box–Muller in float64 from the bits normal uses: 1 − u1 and u2 on the 2^-24 grid. */
+  async function exact(): Promise<number[]> {
+    const b = Array.from(await tw.random.bits(key(), [2, N]).data() as Uint32Array, (x) => x >>> 8);
+    return Array.from({ length: N }, (_, i) => Math.sqrt(-2 * Math.log(1 - b[i]! * 2 ** -24)) * Math.cos(2 * Math.PI * b[N + i]! * 2 ** -24));
+  }
+  const worst = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((w, x, i) => Math.max(w, Math.abs(x - b[i]!)), 0);
+
+  it('f32 normal on cpu is Box–Muller to within 1e-6 (tails included)', async () => {
+    await tw.setBackend('cpu');
+    const want = await exact();
+    const got = await tw.random.normal(key(), [N]).data();
+    expect(Math.max(...want.map(Math.abs))).toBeGreaterThan(4); // the tails are in the sample
+    expect(worst(got, want)).toBeLessThan(1e-6);
+    expect(worst(await tw.jit((kk: Key) => tw.random.normal(kk, [N]))(key()).data(), want)).toBeLessThan(1e-6);
+  });
+
+  for (const name of ['webgpu', 'cuda'] as const) {
+    it(`${name} draws what cpu draws, to within 1e-6`, async (ctx) => {
+      await tw.setBackend('cpu');
+      const cpu = await tw.random.normal(key(), [N]).data();
+      try {
+        await tw.setBackend(name);
+      } catch (e) {
+        console.warn(`normal on ${name}: skipping: ${(e as Error).message}`);
+        ctx.skip();
+      }
+      try {
+        const dev = await tw.random.normal(key(), [N]).data();
+        const jitted = await tw.jit((kk: Key) => tw.random.normal(kk, [N]))(key()).data();
+        console.log(`normal: ${name} against cpu, max |Δ| = ${worst(dev, cpu).toExponential(2)}`);
+        expect(worst(dev, cpu)).toBeLessThan(1e-6);
+        expect(worst(jitted, cpu)).toBeLessThan(1e-6);
+      } finally {
+        await tw.setBackend('cpu');
+      }
+    });
+  }
+});

@@ -30,10 +30,19 @@ export async function openDevice(): Promise<DeviceInfo> {
   const gpu = await gpuObject();
   const adapter = await gpu.requestAdapter();
   if (!adapter) throw new Error('no WebGPU adapter (on Linux without a GPU, Mesa lavapipe from bookworm-backports provides one: see scripts/setup-system.sh)');
-  const want: GPUFeatureName[] = (['shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice(deviceRequest(adapter));
+  return { ...describeDevice(device, adapter.info), gpu };
+}
+
+/**
+ * What the backend asks of an adapter: shader-f16 and subgroups where offered, and the adapter's own limits
+ * for storage buffers and workgroups (the defaults are too small for fused training steps). A page that
+ * opens its own device for setBackend('webgpu', { device }) should ask for the same.
+ */
+export function deviceRequest(adapter: GPUAdapter): GPUDeviceDescriptor {
   const l = adapter.limits;
-  const device = await adapter.requestDevice({
-    requiredFeatures: want,
+  return {
+    requiredFeatures: (['shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f)),
     requiredLimits: {
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
@@ -43,8 +52,7 @@ export async function openDevice(): Promise<DeviceInfo> {
       maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
       maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
     },
-  });
-  return { ...describeDevice(device, adapter.info), gpu };
+  };
 }
 
 /** A device the caller already holds (a page's own): its adapter facts come from `device.adapterInfo`. */

@@ -134,7 +134,8 @@ export class WebGpuBackend implements Backend {
     const bytes = padded(toDeviceBytes(data, aval.dtype));
     // a queue write lands before commands not yet submitted: recorded kernels may still read this pooled buffer
     this.flush();
-    if (bytes.byteLength) this.gpu.queue.writeBuffer(b.buffer, 0, bytes);
+    // host arrays never live in a SharedArrayBuffer (the DOM typings of writeBuffer refuse one)
+    if (bytes.byteLength) this.gpu.queue.writeBuffer(b.buffer, 0, bytes as Uint8Array<ArrayBuffer>);
     return b;
   }
 

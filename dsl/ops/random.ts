@@ -8,7 +8,7 @@ import { checkShape, fmtAVal, shapeEq, sizeOf } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
 import { bind } from '../trace.ts';
 import { iota, tensor } from './creation.ts';
-import { add, cast, cos, log, lt, mul, rem, shiftRight, sqrt, sub } from './elementwise.ts';
+import { abs, add, cast, cos, div, floor, gt, log, lt, mul, neg, rem, shiftRight, sqrt, sub, where } from './elementwise.ts';
 import { reshape, slice, take } from './shape.ts';
 import { argsort } from './sort.ts';
 
@@ -67,12 +67,65 @@ export function uniform<D extends FloatDType = 'f32'>(k: Key, shape: readonly nu
   return (lo === 0 && hi === 1 ? u : add(mul(u, hi - lo), lo)) as Tensor<D>;
 }
 
-/** Standard normal samples (Box–Muller). */
+/**
+ * Standard normal samples (Box–Muller). In f32 and f16 the logarithm and cosine are polynomials in + − × ÷
+ * after exact range reduction, not the device's log/cos, whose f32 accuracy differs by adapter (WGSL allows
+ * cos an absolute error of 2^-11): the same key gives the same samples to about 1e-7 on every backend and
+ * browser. In f64 (the cpu oracle) the library functions are exact enough.
+ */
 export function normal<D extends FloatDType = 'f32'>(k: Key, shape: readonly number[], dtype: D = 'f32' as D): Tensor<D> {
   checkKey('normal', k);
-  const u = uniform(k, [2, ...shape], { dtype });
-  const [u1, u2] = [slice(u, 0), slice(u, 1)];
-  return mul(sqrt(mul(log(sub(1, u1)), -2)), cos(mul(u2, 2 * Math.PI))) as Tensor<D>;
+  if (dtype === 'f64') {
+    const u = uniform(k, [2, ...shape], { dtype });
+    const [u1, u2] = [slice(u, 0), slice(u, 1)];
+    return mul(sqrt(mul(log(sub(1, u1)), -2)), cos(mul(u2, 2 * Math.PI))) as Tensor<D>;
+  }
+  if (!isFloat(dtype)) throw new DTypeError(`random.normal: needs a float dtype, got ${dtype}`);
+  const n = cast(shiftRight(bits(k, [2, ...shape]), 8), 'f32'); // 24-bit integers, exact in f32
+  const [n1, n2] = [slice(n, 0), slice(n, 1)];
+  const radius = sqrt(mul(logUnit(sub(1, mul(n1, 2 ** -24))), -2)); // 1 − u1 in (0, 1], exact
+  return cast(mul(radius, cosTurn(n2)), dtype) as Tensor<D>;
+}
+
+/** Horner's rule: c[0] + x·(c[1] + x·(…)). */
+const horner = (x: Tensor<'f32'>, c: readonly number[]): Tensor<'f32'> => c.slice(0, -1).reduceRight<Tensor<'f32'>>((acc, ci) => add(mul(acc, x), ci), tensor(c[c.length - 1]!, 'f32'));
+
+/** ln v for v in [2^-24, 1] (f32), from + − × ÷ only. */
+function logUnit(v: Tensor<'f32'>): Tensor<'f32'> {
+  // v = m·2^-e with m in [√½, √2): doublings are exact, and 24 of them reach any v ≥ 2^-24
+  let m = v;
+  let e: Tensor<'f32'> = tensor(0, 'f32');
+  for (let j = 0; j < 24; j++) {
+    const low = lt(m, Math.SQRT1_2);
+    m = where(low, mul(m, 2), m);
+    e = add(e, cast(low, 'f32'));
+  }
+  // ln m = 2·atanh(s) with s = (m − 1)/(m + 1), |s| ≤ 0.172: the odd series to s^11 is exact to 1e-10
+  const s = div(sub(m, 1), add(m, 1));
+  const series = horner(mul(s, s), [1, 1 / 3, 1 / 5, 1 / 7, 1 / 9, 1 / 11]);
+  return sub(mul(mul(s, series), 2), mul(e, Math.LN2));
+}
+
+// Taylor coefficients of cos(πg/2) and sin(πg/2)/g in powers of g², for g in [0, ½]: terms to g^12 and g^13
+// are below 1e-11.
+const HALF_PI = Math.PI / 2;
+const fact = (n: number): number => (n <= 1 ? 1 : n * fact(n - 1));
+const COS_Q = Array.from({ length: 7 }, (_, j) => (-1) ** j * HALF_PI ** (2 * j) / fact(2 * j));
+const SIN_Q = Array.from({ length: 7 }, (_, j) => (-1) ** j * HALF_PI ** (2 * j + 1) / fact(2 * j + 1));
+
+/** cos(2π·n/2^24) for integers n in [0, 2^24) (f32): quadrant and octant reductions are exact. */
+function cosTurn(n: Tensor<'f32'>): Tensor<'f32'> {
+  const quarters = mul(n, 2 ** -22); // in [0, 4)
+  const q = floor(quarters);
+  const f = sub(quarters, q); // the angle within its quadrant, in quarter turns: [0, 1)
+  const swap = gt(f, 0.5);
+  const g = where(swap, sub(1, f), f); // [0, ½]
+  const g2 = mul(g, g);
+  const [c, s] = [horner(g2, COS_Q), mul(g, horner(g2, SIN_Q))];
+  const [cosF, sinF] = [where(swap, s, c), where(swap, c, s)];
+  // cos(q·π/2 + a) for quadrants 0..3: cos a, −sin a, −cos a, sin a
+  const v = where(gt(rem(q, 2), 0.5), sinF, cosF);
+  return where(lt(abs(sub(q, 1.5)), 1), neg(v), v); // negative in quadrants 1 and 2
 }
 
 /** True with probability p (a number or a float tensor broadcastable to shape). */

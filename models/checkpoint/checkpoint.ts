@@ -7,13 +7,10 @@
 
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { CheckpointError, checkpointFromBytes, checkpointToBytes, manifestText, partFromBytes, partToBytes, readManifest, type StateParts, type TrainState } from './codec.ts';
+import { CheckpointError, checkpointFromBytes, checkpointToBytes, MANIFEST_FILE, manifestText, PART_FILES, partFromBytes, partToBytes, PARTS, readManifest, type StateParts, type TrainState } from './codec.ts';
 
 export type { TrainState } from './codec.ts';
 
-const PARTS = { params: 'params.safetensors', ema: 'ema.safetensors', optState: 'optimizer.safetensors' } as const;
-type Part = keyof typeof PARTS;
-const MANIFEST = 'checkpoint.json';
 
 async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
@@ -36,8 +33,8 @@ async function writeAtomic(file: string, data: Uint8Array | string): Promise<voi
 export async function saveCheckpoint(dir: string, state: TrainState, config: unknown): Promise<void> {
   const manifest = manifestText(state.step, config); // checks the step before anything is written
   await mkdir(dir, { recursive: true });
-  for (const part of Object.keys(PARTS) as Part[]) await writeAtomic(path.join(dir, PARTS[part]), await partToBytes(state[part], part, state.step));
-  await writeAtomic(path.join(dir, MANIFEST), manifest);
+  for (const part of PARTS) await writeAtomic(path.join(dir, PART_FILES[part]), await partToBytes(state[part], part, state.step));
+  await writeAtomic(path.join(dir, MANIFEST_FILE), manifest);
 }
 
 /**
@@ -45,7 +42,7 @@ export async function saveCheckpoint(dir: string, state: TrainState, config: unk
  * and dtypes), with the saved step and config. Throws CheckpointError naming the file and every difference.
  */
 export async function loadCheckpoint<P, S>(dir: string, like: Omit<TrainState<P, S>, 'step'>): Promise<TrainState<P, S> & { config: unknown }> {
-  const manifestFile = path.join(dir, MANIFEST);
+  const manifestFile = path.join(dir, MANIFEST_FILE);
   let manifest: unknown;
   try {
     manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
@@ -55,9 +52,9 @@ export async function loadCheckpoint<P, S>(dir: string, like: Omit<TrainState<P,
   }
   const { step, config } = readManifest(manifest, manifestFile);
   const out: Record<string, unknown> = { step, config };
-  for (const part of Object.keys(PARTS) as Part[]) {
-    const file = path.join(dir, PARTS[part]);
-    out[part] = await partFromBytes(new Uint8Array(await readFile(file)), like[part], part, step, file, MANIFEST);
+  for (const part of PARTS) {
+    const file = path.join(dir, PART_FILES[part]);
+    out[part] = await partFromBytes(new Uint8Array(await readFile(file)), like[part], part, step, file, MANIFEST_FILE);
   }
   return out as unknown as TrainState<P, S> & { config: unknown };
 }

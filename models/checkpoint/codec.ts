@@ -23,6 +23,9 @@ export type Part = (typeof PARTS)[number];
 export type StateParts<P = unknown, S = unknown> = Partial<Omit<TrainState<P, S>, 'step'>>;
 
 export const FORMAT = 'twinflow-checkpoint';
+/** A checkpoint directory's files: one per part, and the manifest written last. */
+export const PART_FILES = { params: 'params.safetensors', ema: 'ema.safetensors', optState: 'optimizer.safetensors' } as const satisfies Record<Part, string>;
+export const MANIFEST_FILE = 'checkpoint.json';
 
 /** Tensor leaves by dotted path; null/undefined leaves hold nothing. Other statics cannot be stored. */
 export function namedLeaves(tree: unknown, what: string): Map<string, tw.Tensor> {

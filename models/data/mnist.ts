@@ -9,9 +9,10 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as tw from '../../core.ts';
 import { digitPrompt, tokenize } from '../backbones/prompt.ts';
+import { MNIST_CLASSES, MNIST_SIDE } from './mnist-format.ts';
 
-export const MNIST_SIDE = 32;
-export const MNIST_CLASSES = 10;
+export { MNIST_CLASSES, MNIST_SIDE };
+
 /** Held-out digits per class. */
 export const HELD_OUT_PER_CLASS = 100;
 

@@ -48,8 +48,9 @@ export function runPaths(dir: string) {
   };
 }
 
-/** The run directory of a --ckpt argument: a run directory or its checkpoint/ folder. */
+/** The run directory of a --ckpt argument: a run directory or its checkpoint/ folder (or a one-file checkpoint's folder). */
 export function runDirOf(ckpt: string): string {
+  if (ckpt.endsWith('.safetensors') && existsSync(ckpt)) return path.dirname(ckpt);
   if (existsSync(path.join(ckpt, 'checkpoint.json'))) return path.basename(path.resolve(ckpt)) === 'checkpoint' ? path.dirname(ckpt) : ckpt;
   if (existsSync(path.join(ckpt, 'checkpoint', 'checkpoint.json'))) return ckpt;
   throw new UsageError(`--ckpt ${ckpt}: no checkpoint there (expected ${path.join(ckpt, 'checkpoint', 'checkpoint.json')})`);

@@ -1,46 +1,19 @@
 // `twinflow sample`: draws samples from a checkpoint's EMA parameters with 1, 2, 4 … network evaluations and
 // plots them: 2-D samples over the data, or a grid of digits (one row per digit, or every cell the --prompt).
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tw from '../../index.ts';
+import { checkpointFromBytes, checkpointInfo } from '../../models/checkpoint/codec.ts';
 import { MNIST_SIDE } from '../../models/data/mnist.ts';
-import { sample, type Schedule } from '../../models/twinflow/samplers.ts';
+import { generate } from '../../models/twinflow/generate.ts';
+import { initialState } from '../../models/twinflow/train-step.ts';
 import { imageGrid, scatterPlot } from './plot.ts';
-import { type Problem, samplerFor } from './problem.ts';
+import { problem } from './problem.ts';
 import { readJson, type RunConfig, runDirOf, runPaths, UsageError } from './runs.ts';
 import { loadRun, STREAMS } from './train.ts';
 
-type T = tw.Tensor<'f32'>;
-
-/** One compiled sampler per (network, shapes, schedule): the schedule and kind are static pytree leaves. */
-const samplers = new WeakMap<Problem['net'], ReturnType<typeof makeSampler>>();
-const makeSampler = (net: Problem['net']) =>
-  tw.jit((p: unknown, z: T, cond: unknown, key: tw.random.Key, schedule: Schedule, kind: 'few' | 'multi') => sample(net, p, z, cond, schedule, { kind, key }), { name: 'sample' });
-
-/** Images are generated in chunks of this many rows, to bound memory (attention over every token pair). */
-const IMAGE_CHUNK = 250;
-
-/**
- * Samples [n, ...features] for labels (one per row; 2-D data ignores them), from fixed noise: the same
- * seed gives the same z for every NFE, so rows are comparable across samplers.
- */
-export async function generate(prob: Problem, run: RunConfig, params: unknown, nfe: number, n: number, labels: readonly number[] = [], prompt?: string): Promise<T> {
-  const shape = prob.kind === '2d' ? [2] : [1, MNIST_SIDE, MNIST_SIDE];
-  const { schedule, kind } = samplerFor(run, nfe);
-  const run1 = samplers.get(prob.net) ?? samplers.set(prob.net, makeSampler(prob.net)).get(prob.net)!;
-  const key = tw.random.foldIn(tw.random.key(run.seed), STREAMS.sample);
-  const chunk = prob.kind === '2d' ? n : IMAGE_CHUNK;
-  const parts: T[] = [];
-  for (let at = 0; at < n; at += chunk) {
-    const rows = Math.min(chunk, n - at);
-    const z = tw.random.normal(tw.random.foldIn(key, 2 * at), [rows, ...shape]);
-    const cond = prob.conditions(labels.slice(at, at + rows), prompt);
-    parts.push(run1(params, z, cond, tw.random.foldIn(key, 2 * at + 1), schedule, kind));
-    await parts[parts.length - 1]!.data(); // one chunk at a time on the device
-  }
-  return parts.length === 1 ? parts[0]! : tw.concat(parts, 0);
-}
+export { generate }; // shared with the page (models/twinflow/generate.ts)
 
 export interface SampleOptions {
   ckpt: string;
@@ -54,10 +27,8 @@ export interface SampleOptions {
 
 /** Writes the plot and returns its path. */
 export async function samplePlot(o: SampleOptions): Promise<string> {
-  const dir = runDirOf(o.ckpt);
-  const run = await readJson<RunConfig>(runPaths(dir).config);
-  const { prob, ema, step } = await loadRun(dir, run);
-  const out = o.out ?? runPaths(dir).samplesPng(o.nfe);
+  const { run, prob, ema, step } = o.ckpt.endsWith('.safetensors') ? await loadFile(o.ckpt) : await loadDir(o.ckpt);
+  const out = o.out ?? (o.ckpt.endsWith('.safetensors') ? path.join(path.dirname(o.ckpt), `samples-nfe${o.nfe}.png`) : runPaths(runDirOf(o.ckpt)).samplesPng(o.nfe));
   const what = `${run.objective}, ${o.nfe} NFE, step ${step}`;
   let png: Buffer;
   if (prob.kind === '2d') {
@@ -75,4 +46,24 @@ export async function samplePlot(o: SampleOptions): Promise<string> {
   await mkdir(path.dirname(path.resolve(out)), { recursive: true });
   await writeFile(out, png);
   return out;
+}
+
+async function loadDir(ckpt: string) {
+  const dir = runDirOf(ckpt);
+  const run = await readJson<RunConfig>(runPaths(dir).config);
+  return { run, ...(await loadRun(dir, run)) };
+}
+
+/** A one-file checkpoint (as the page downloads it): its run config is in the file, the EMA is what sampling needs. */
+async function loadFile(file: string) {
+  const bytes = new Uint8Array(await readFile(file));
+  try {
+    const run = checkpointInfo(bytes, file).config as RunConfig;
+    const prob = problem(run);
+    const { ema, step } = await checkpointFromBytes(bytes, { ema: initialState(prob.spec, run).ema }, file);
+    return { run, prob, ema, step };
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError((e as Error).message.split('\n').map((l) => l.trim()).slice(0, 2).join(' '));
+  }
 }

@@ -7,20 +7,12 @@ import { writeFile } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
 import * as tw from '../../index.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../models/checkpoint/checkpoint.ts';
-import { initParams } from '../../models/nn/params.ts';
-import { adamw } from '../../models/optim/adamw.ts';
-import { clipByGlobalNorm } from '../../models/optim/clip.ts';
-import { emaUpdate } from '../../models/optim/ema.ts';
-import { SLICES, sliceRows, type TwinFlowConfig } from '../../models/twinflow/config.ts';
-import { drawStep } from '../../models/twinflow/draws.ts';
-import { twinflowLoss } from '../../models/twinflow/objective.ts';
+import { initialState as freshState, STREAMS, type StepState, type Sums, termNames, trainStep, zeroSums } from '../../models/twinflow/train-step.ts';
 import { lineChart } from './plot.ts';
 import { objectiveConfig, problem } from './problem.ts';
 import { type HistoryPoint, readJson, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
 
-export const EMA_DECAY = 0.99;
-/** Independent random streams of a run, folded into its seed key. */
-export const STREAMS = { init: 0, data: 1, draws: 2, sample: 3, eval: 4 } as const;
+export { EMA_DECAY, STREAMS } from '../../models/twinflow/train-step.ts';
 
 export interface TrainOptions {
   run: RunConfig;
@@ -42,22 +34,10 @@ export interface TrainResult {
   secPerStep: number;
 }
 
-type Sums = { loss: tw.Tensor<'f32'>; terms: Record<string, tw.Tensor<'f32'>> };
-
-/** The loss terms twinflowLoss reports for this batch size and config. */
-function termNames(cfg: TwinFlowConfig, batch: number): string[] {
-  const at = sliceRows(batch, cfg.slices);
-  const names: string[] = SLICES.filter((s) => at[s][1] > at[s][0]);
-  return cfg.rectify > 0 && names.includes('e2e') ? [...names, 'rectify'] : names;
-}
-
 /** A run's parameters, EMA and optimizer state, freshly initialised from its seed (the template for loading). */
 export function initialState(run: RunConfig) {
   const prob = problem(run);
-  const opt = adamw({ lr: run.lr, betas: [0.9, 0.99], weightDecay: 0 });
-  const params = initParams(prob.spec, tw.random.foldIn(tw.random.key(run.seed), STREAMS.init));
-  // the EMA starts as a copy: donation needs distinct tensors
-  return { prob, opt, params, ema: tw.treeMap((p) => p.add(0), params), optState: opt.init(params) };
+  return { prob, ...freshState(prob.spec, run) };
 }
 
 /** Loads a run's checkpoint into its model; a mismatch (another model's files) is a UsageError on one line. */
@@ -92,25 +72,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   await writeJsonAtomic(paths.config, run);
 
   const names = termNames(cfg, run.batch);
-  const zeroSums = (): Sums => ({ loss: tw.scalar(0), terms: Object.fromEntries(names.map((n) => [n, tw.scalar(0)])) });
-  type State = { params: typeof params; ema: typeof ema; opt: typeof optState };
-  const step = tw.jit((s: State, sums: Sums, batch: ReturnType<typeof prob.batch>, key: tw.random.Key) => {
-    const draws = drawStep(key, batch.x.shape, cfg);
-    const [[loss, terms], grads] = tw.valueAndGrad((p: State['params']) => {
-      const out = twinflowLoss(prob.net, p, s.ema, batch, draws, cfg);
-      return [out.loss, out.terms] as [tw.Tensor<'f32'>, Record<string, tw.Tensor<'f32'>>];
-    }, { hasAux: true })(s.params);
-    const next = opt.update(clipByGlobalNorm(grads, 1).grads, s.opt, s.params);
-    return {
-      state: { params: next.params, ema: emaUpdate(s.ema, next.params, EMA_DECAY, s.opt.step), opt: next.state },
-      sums: { loss: sums.loss.add(loss), terms: Object.fromEntries(names.map((n) => [n, sums.terms[n]!.add(terms[n]!)])) },
-    };
-  }, { name: 'trainStep', donate: [0, 1] });
+  const step = trainStep(prob.net, opt, cfg, names);
 
   const base = tw.random.key(run.seed);
   const [dataKey, drawKey] = [tw.random.foldIn(base, STREAMS.data), tw.random.foldIn(base, STREAMS.draws)];
-  let state: State = { params, ema, opt: optState };
-  let sums = zeroSums();
+  let state: StepState = { params, ema, opt: optState };
+  let sums = zeroSums(names);
   let saved = start;
   const save = async (at: number) => {
     await saveCheckpoint(paths.checkpoint, { params: state.params, ema: state.ema, optState: state.opt, step: at }, run);
@@ -135,7 +102,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let firstDone = 0; // when the first (compiling) step of this session finished
   const logPoint = async () => {
     const point = await readSums(sums, i, i - sumsFrom, lastLog);
-    [sums, sumsFrom, lastLog] = [zeroSums(), i, { step: i, time: performance.now() }];
+    [sums, sumsFrom, lastLog] = [zeroSums(names), i, { step: i, time: performance.now() }];
     history.push(point);
     const terms = Object.entries({ loss: point.loss, ...point.terms }).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join(' ');
     if (bar) bar.update(i, { speed: point.stepsPerSec.toFixed(1), terms });
