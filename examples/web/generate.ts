@@ -1,47 +1,16 @@
-// The Generate tab: loads a run (config.json + checkpoint/) served as static files, rebuilds its model from
-// the config alone (models/registry.ts) and samples with 1, 2 or 4 network evaluations from a seed, exactly
-// as `twinflow sample` does.
+// The Generate tab's drawing: samples of a loaded run (run.ts) with 1, 2 or 4 network evaluations from a
+// seed, exactly as `twinflow sample` draws them, onto the page's canvas.
 
 import * as tw from '../../web.ts';
-import { loadCheckpoint } from '../../models/checkpoint/fetch.ts';
 import { sample2d, type Toy2d } from '../../models/data/toy2d.ts';
-import { initParams } from '../../models/nn/params.ts';
-import { type Model, MNIST_SIDE, modelFor, type RunSpec } from '../../models/registry.ts';
+import { MNIST_SIDE } from '../../models/registry.ts';
 import { generate } from '../../models/twinflow/generate.ts';
 import { STREAMS } from '../../models/twinflow/train-step.ts';
 import { drawDigits, drawScatter } from './draw.ts';
-
-export type RunConfig = RunSpec & { seed: number; steps: number; lr: number };
-
-export interface LoadedRun {
-  url: string;
-  config: RunConfig;
-  model: Model;
-  ema: unknown;
-  step: number;
-}
+import type { LoadedRun } from './run.ts';
 
 /** Rows drawn per generation: 64 digits (an 8×8 grid), or 2,048 points. */
 export const ROWS = { image: 64, '2d': 2048 } as const;
-
-async function fetchJson(url: string): Promise<unknown> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: ${res.status} ${res.statusText || 'error'}${res.status === 404 ? ': not found, no run there' : ''}`);
-  try {
-    return await res.json();
-  } catch (e) {
-    throw new Error(`${url}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
-/** A run directory's config and EMA parameters (only the EMA part of the checkpoint is fetched). */
-export async function loadRun(url: string): Promise<LoadedRun> {
-  const config = (await fetchJson(`${url}config.json`)) as RunConfig;
-  const model = modelFor(config);
-  const template = initParams(model.spec, tw.random.key(0));
-  const { ema, step } = await loadCheckpoint(`${url}checkpoint/`, { ema: template });
-  return { url, config, model, ema, step };
-}
 
 export interface Generation {
   values: Float32Array;

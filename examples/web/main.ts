@@ -4,7 +4,8 @@
 import * as tw from '../../web.ts';
 import { startBackend, type PageBackend } from './backend.ts';
 import { drawLoss, drawScatter } from './draw.ts';
-import { generateInto, type LoadedRun, loadRun } from './generate.ts';
+import { generateInto } from './generate.ts';
+import { type LoadedRun, loadRun } from './run.ts';
 import { TabTrainer } from './train.ts';
 
 /** Runs shipped under public/runs/ (made by the CLI; the commands are in each folder's COMMAND.md). */

@@ -9,7 +9,7 @@ import { sample2d } from '../../models/data/toy2d.ts';
 import { modelFor, objectiveConfig } from '../../models/registry.ts';
 import { generate } from '../../models/twinflow/generate.ts';
 import { initialState, STREAMS, type StepState, termNames, trainStep, zeroSums } from '../../models/twinflow/train-step.ts';
-import type { RunConfig } from './generate.ts';
+import type { RunConfig } from './run.ts';
 
 /** The CLI's defaults for 2-D data: `twinflow train --data 2d:checkerboard` (batch 64, lr 3e-3, seed 0). */
 export const TRAIN_RUN: RunConfig = { data: '2d:checkerboard', model: 'mlp', objective: 'twinflow', steps: 0, batch: 64, lr: 3e-3, seed: 0 };

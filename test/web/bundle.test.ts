@@ -17,6 +17,12 @@ describe('twinflow/web bundle', () => {
     expect(bytes).toBeGreaterThan(50_000);
   });
 
+  it('the page and the models it uses (registry, checkpoint codec and fetch, train step) bundle the same way', async () => {
+    const { inputs } = await bundle('examples/web/main.ts');
+    expect(inputs.filter((f) => f.startsWith('node:') || f.includes('backends/cuda/'))).toEqual([]);
+    for (const f of ['models/registry.ts', 'models/checkpoint/codec.ts', 'models/checkpoint/fetch.ts', 'models/twinflow/train-step.ts']) expect(inputs).toContain(f);
+  });
+
   it('a Node built-in on the graph fails the build (the check can fail)', async () => {
     await expect(bundle('models/checkpoint/checkpoint.ts')).rejects.toThrow(/node:/);
   });
