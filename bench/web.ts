@@ -4,7 +4,8 @@
 // kernel shapes for CPU adapters and for GPUs. Chromium runs WebGPU on SwiftShader, Node on Mesa lavapipe.
 //   npm run bench:web              everything (Chromium needs /usr/bin/chromium)
 //   tsx bench/web.ts node cpu|gpu  the Node half for one kernel shape (run in a fresh process per shape)
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -140,7 +141,8 @@ async function main(): Promise<void> {
   const { server, origin: o } = await serve(dist);
   const rows: Row[] = [];
   for (const k of ['cpu', 'gpu']) {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', import.meta.filename, 'node', k, o], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? tmpdir() } });
+    // asynchronously: this process serves the child's requests meanwhile
+    const { stdout: out } = await promisify(execFile)(process.execPath, ['--import', 'tsx', import.meta.filename, 'node', k, o], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? tmpdir() } });
     rows.push(JSON.parse(out.trim().split('\n').at(-1)!));
     rows.push(await chromiumRow(k, o));
   }
