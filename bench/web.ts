@@ -139,18 +139,17 @@ async function main(): Promise<void> {
   console.log(`twinflow/web (web.ts, esbuild --minify): ${kb(lib.outputFiles[0]!.contents.length)}, gzipped ${kb(gzipSync(lib.outputFiles[0]!.contents).length)}`);
   console.log(`the page (vite build, all JS): ${kb(page.length)}, gzipped ${kb(gzipSync(page).length)}`);
   const { server, origin: o } = await serve(dist);
-  const rows: Row[] = [];
-  for (const k of ['cpu', 'gpu']) {
-    // asynchronously: this process serves the child's requests meanwhile
-    const { stdout: out } = await promisify(execFile)(process.execPath, ['--import', 'tsx', import.meta.filename, 'node', k, o], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? tmpdir() } });
-    rows.push(JSON.parse(out.trim().split('\n').at(-1)!));
-    rows.push(await chromiumRow(k, o));
-  }
-  server.close();
   const f = (v: number) => v.toFixed(1);
   console.log('\n| where | kernel shapes | 64 MNIST digits, 1 NFE: first call | steady | 2,048 2-D points, 1 NFE: first call | steady | train steps/s (2-D, batch 64) |');
   console.log('|---|---|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.where} | ${r.kernels} | ${f(r.firstMnist)} ms | ${f(r.mnist)} ms | ${f(r.first2d)} ms | ${f(r.points2d)} ms | ${r.stepsPerSec.toFixed(1)} |`);
+  const print = (r: Row) => console.log(`| ${r.where} | ${r.kernels} | ${f(r.firstMnist)} ms | ${f(r.mnist)} ms | ${f(r.first2d)} ms | ${f(r.points2d)} ms | ${r.stepsPerSec.toFixed(1)} |`);
+  for (const k of ['cpu', 'gpu']) print(await chromiumRow(k, o));
+  for (const k of ['cpu', 'gpu']) {
+    // asynchronously: this process serves the child's requests meanwhile
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', import.meta.filename, 'node', k, o], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? tmpdir() } });
+    print(JSON.parse(stdout.trim().split('\n').at(-1)!));
+  }
+  server.close();
 }
 
 await main();

@@ -92,13 +92,13 @@ const horner = (x: Tensor<'f32'>, c: readonly number[]): Tensor<'f32'> => c.slic
 
 /** ln v for v in [2^-24, 1] (f32), from + − × ÷ only. */
 function logUnit(v: Tensor<'f32'>): Tensor<'f32'> {
-  // v = m·2^-e with m in [√½, √2): doublings are exact, and 24 of them reach any v ≥ 2^-24
+  // v = m·2^-e with m in [√½, √2): e < 32 is found bit by bit (16, 8, 4, 2, 1), scaling by powers of 2 is exact
   let m = v;
   let e: Tensor<'f32'> = tensor(0, 'f32');
-  for (let j = 0; j < 24; j++) {
-    const low = lt(m, Math.SQRT1_2);
-    m = where(low, mul(m, 2), m);
-    e = add(e, cast(low, 'f32'));
+  for (const bit of [16, 8, 4, 2, 1]) {
+    const up = lt(m, Math.SQRT2 * 2 ** -bit);
+    m = where(up, mul(m, 2 ** bit), m);
+    e = add(e, mul(cast(up, 'f32'), bit));
   }
   // ln m = 2·atanh(s) with s = (m − 1)/(m + 1), |s| ≤ 0.172: the odd series to s^11 is exact to 1e-10
   const s = div(sub(m, 1), add(m, 1));

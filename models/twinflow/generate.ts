@@ -10,10 +10,14 @@ import { STREAMS } from './train-step.ts';
 
 type T = tw.Tensor<'f32'>;
 
-/** One compiled sampler per (network, shapes, schedule): the schedule and kind are static pytree leaves. */
+/**
+ * One compiled sampler per (network, shapes, schedule): the schedule, kind and noise shape are static pytree
+ * leaves. The noise is drawn inside it, so its dozens of elementwise ops fuse into one kernel.
+ */
 const samplers = new WeakMap<Model['net'], ReturnType<typeof makeSampler>>();
 const makeSampler = (net: Model['net']) =>
-  tw.jit((p: unknown, z: T, cond: unknown, key: tw.random.Key, schedule: Schedule, kind: 'few' | 'multi') => sample(net, p, z, cond, schedule, { kind, key }), { name: 'sample' });
+  tw.jit((p: unknown, zKey: tw.random.Key, cond: unknown, key: tw.random.Key, schedule: Schedule, kind: 'few' | 'multi', shape: number[]) =>
+    sample(net, p, tw.random.normal(zKey, shape), cond, schedule, { kind, key }), { name: 'sample' });
 
 /** Images are generated in chunks of this many rows, to bound memory (attention over every token pair). */
 const IMAGE_CHUNK = 250;
@@ -30,9 +34,8 @@ export async function generate(model: Model, run: RunSpec & { seed: number }, pa
   const parts: T[] = [];
   for (let at = 0; at < n; at += chunk) {
     const rows = Math.min(chunk, n - at);
-    const z = tw.random.normal(tw.random.foldIn(key, 2 * at), [rows, ...model.sampleShape]);
     const cond = model.conditions(labels.slice(at, at + rows), prompt);
-    parts.push(run1(params, z, cond, tw.random.foldIn(key, 2 * at + 1), schedule, kind));
+    parts.push(run1(params, tw.random.foldIn(key, 2 * at), cond, tw.random.foldIn(key, 2 * at + 1), schedule, kind, [rows, ...model.sampleShape]));
     await parts[parts.length - 1]!.data(); // one chunk at a time on the device
   }
   return parts.length === 1 ? parts[0]! : tw.concat(parts, 0);

@@ -200,6 +200,23 @@ describe.skipIf(missing)('the browser demo in Chromium (WebGPU on SwiftShader)',
     await page.close();
   }, 60_000);
 
+  it('without WebGPU the page says so and generates on the cpu backend', async () => {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.addInitScript(() => Object.defineProperty(Object.getPrototypeOf((globalThis as unknown as { navigator: object }).navigator), 'gpu', { get: () => undefined }));
+    await page.goto(`${origin}/`);
+    const g = await generated(page, 'runs/checkerboard/', 1, 0);
+    expect((await demo(page)).backend?.name).toBe('cpu');
+    expect(await page.textContent('#backend-notice')).toMatch(/^No WebGPU: this browser has no WebGPU \(navigator\.gpu is missing\)\. Running on the cpu backend/);
+    expect(await page.isVisible('#backend-notice')).toBe(true);
+    expect(g.values.length).toBe(2048 * 2);
+    expect(await colours(page, 'generate-canvas')).toBeGreaterThan(2);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'no-webgpu.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
   it('a corrupt checkpoint shows its reason on the page', async () => {
     const { page } = await open('?run=/corrupt/');
     await page.waitForFunction(() => (globalThis as unknown as Win).twinflowDemo.errors.length > 0, undefined, { timeout: 30_000 });
