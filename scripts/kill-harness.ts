@@ -5,7 +5,7 @@
 // fall inside a checkpoint save.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeSafetensors, type HostTensor } from '../models/checkpoint/safetensors.ts';
@@ -31,6 +31,8 @@ export interface KillReport {
   kills: number;
   /** The checkpoint step found after each kill (−1: none yet). */
   resumedFrom: number[];
+  /** Kills that landed inside a save (they left a temporary or an unswitched step folder behind). */
+  midSave: number;
 }
 
 interface Session { code: number | null; signal: NodeJS.Signals | null; stderr: string }
@@ -62,10 +64,16 @@ async function checkRun(dir: string): Promise<number> {
   return step;
 }
 
+/** Whether a save was cut short: temporaries, or step folders past the latest checkpoint `at`. */
+function leftovers(dir: string, at: number): boolean {
+  const names = existsSync(runPaths(dir).checkpoints) ? readdirSync(runPaths(dir).checkpoints) : [];
+  return names.some((n) => n.startsWith('.tmp-') || Number(/^step-(\d+)$/.exec(n)?.[1] ?? -1) > at);
+}
+
 /** Trains `steps` steps in `dir` through `kills` SIGKILLs, resuming after each; throws when a session fails. */
 export async function killAndResume(o: KillOptions): Promise<KillReport> {
   const random = o.random ?? Math.random;
-  const report: KillReport = { kills: 0, resumedFrom: [] };
+  const report: KillReport = { kills: 0, resumedFrom: [], midSave: 0 };
   let resume = false;
   for (;;) {
     const last = report.kills === o.kills;
@@ -79,6 +87,7 @@ export async function killAndResume(o: KillOptions): Promise<KillReport> {
       report.kills++;
       const at = await checkRun(o.dir);
       report.resumedFrom.push(at);
+      if (leftovers(o.dir, at)) report.midSave++;
       o.log?.(`kill ${report.kills}: the run resumes from ${at < 0 ? 'scratch (no checkpoint yet)' : `step ${at}`}`);
       // before the first config.json there is nothing to resume: start afresh
       resume = existsSync(runPaths(o.dir).config);

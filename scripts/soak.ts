@@ -34,7 +34,7 @@ await trainOnce(args, straight);
 const { maxAbs, bitwise, values } = await compareRuns(killed, straight);
 const wall = (performance.now() - t0) / 1000;
 const ok = o.backend === 'cpu' ? bitwise : maxAbs <= 1e-6;
-log(`steps ${o.steps} | backend ${o.backend} | kills ${report.kills} | resumed from steps ${report.resumedFrom.join(' ')}`);
+log(`steps ${o.steps} | backend ${o.backend} | kills ${report.kills} (${report.midSave} inside a save) | resumed from steps ${report.resumedFrom.join(' ')}`);
 log(`final params, EMA and optimizer state (${values} values): max abs difference ${maxAbs.toExponential(2)}, bitwise ${bitwise ? 'equal' : 'different'} → ${ok ? 'PASS' : 'FAIL'} (${o.backend === 'cpu' ? 'bitwise' : '1e-6'} required)`);
 log(`wall time ${wall.toFixed(0)} s (killed run ${killedS.toFixed(0)} s, uninterrupted ${(wall - killedS).toFixed(0)} s)`);
 if (o.keep) log(`runs kept: ${killed}, ${straight}`);

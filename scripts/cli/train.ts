@@ -9,7 +9,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import * as tw from '../../index.ts';
 import { checkpointFiles, loadCheckpoint } from '../../models/checkpoint/checkpoint.ts';
-import { cleanCheckpoints, saveCheckpointSet, type SaveSetOptions } from '../../models/checkpoint/run-folder.ts';
+import { CheckpointWriteError, cleanCheckpoints, saveCheckpointSet, type SaveSetOptions } from '../../models/checkpoint/run-folder.ts';
 import { decodeSafetensors } from '../../models/checkpoint/safetensors.ts';
 import { initParams } from '../../models/nn/params.ts';
 import { adamw } from '../../models/optim/adamw.ts';
@@ -217,7 +217,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     await checkGuard();
     const files = await checkpointFiles({ params: state.params, ema: state.ema, optState: state.opt, step: at }, run);
     files.set(HISTORY, new TextEncoder().encode(`${JSON.stringify(history, null, 2)}\n`));
-    checkpointDir = await saveCheckpointSet(paths.checkpoints, at, files, { keep: o.keepCheckpoints, at: o.saveHook });
+    try {
+      checkpointDir = await saveCheckpointSet(paths.checkpoints, at, files, { keep: o.keepCheckpoints, at: o.saveHook });
+    } catch (e) {
+      if (e instanceof CheckpointWriteError) e.message += `; once that is fixed, continue with: twinflow train --out ${o.out} --resume`;
+      throw e;
+    }
     saved = at;
   };
 
@@ -275,7 +280,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (saved !== i) await save(i);
     } finally {
       bar?.stop();
-      if (history.length) await writeFile(paths.lossPng, lossCurve(history, run).png());
+      // a failure here (a full disk) must not hide the error that ended training
+      if (history.length) await writeFile(paths.lossPng, lossCurve(history, run).png()).catch((e: Error) => log(`could not write ${paths.lossPng}: ${e.message}`));
     }
   } finally {
     for (const sig of signals) process.off(sig, onSignal);
