@@ -7,7 +7,7 @@ import { encodeSafetensors, type HostTensor } from '../../models/checkpoint/safe
 import path from 'node:path';
 import * as tw from '../../index.ts';
 import { MNIST_SIDE } from '../../models/data/mnist.ts';
-import { sample, type Schedule } from '../../models/twinflow/samplers.ts';
+import { sample, sampleStep, type Schedule, timeGrid } from '../../models/twinflow/samplers.ts';
 import { imageGrid, scatterPlot } from './plot.ts';
 import { type Problem, samplerFor } from './problem.ts';
 import { readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError } from './runs.ts';
@@ -19,9 +19,18 @@ type T = tw.Tensor<'f32'>;
 const samplers = new WeakMap<Problem['net'], ReturnType<typeof makeSampler>>();
 const makeSampler = (net: Problem['net']) =>
   tw.jit((p: unknown, z: T, cond: unknown, key: tw.random.Key, schedule: Schedule, kind: 'few' | 'multi') => sample(net, p, z, cond, schedule, { kind, key }), { name: 'sample' });
+/** One compiled step per network, its times as tensors: grids longer than STREAM_STEPS run it from the host. */
+const steppers = new WeakMap<Problem['net'], ReturnType<typeof makeStepper>>();
+const makeStepper = (net: Problem['net']) =>
+  tw.jit((p: unknown, x: T, cond: unknown, tc: T, tn: T, key: tw.random.Key, kind: 'few' | 'multi') => sampleStep(net, p, x, cond, tc, tn, { kind, noiseKey: key }), { name: 'sampleStep' });
 
 /** Samples are generated in chunks of this many rows, to bound memory (images: attention over every token pair). */
 const CHUNK = { '2d': 65536, image: 250 } as const;
+/**
+ * Grids of more steps than this run one compiled step at a time (noise of step i from foldIn(key, i)), so
+ * that neither the program nor memory grows with --nfe; the device is awaited every STREAM_STEPS steps.
+ */
+const STREAM_STEPS = 16;
 
 /**
  * Samples [n, ...features] for labels (one per row; 2-D data ignores them), from fixed noise: the same
@@ -30,16 +39,26 @@ const CHUNK = { '2d': 65536, image: 250 } as const;
 export async function generate(prob: Problem, run: RunConfig, params: unknown, nfe: number, n: number, labels: readonly number[] = [], prompt?: string): Promise<T> {
   const shape = prob.kind === '2d' ? [2] : [1, MNIST_SIDE, MNIST_SIDE];
   const { schedule, kind } = samplerFor(run, nfe);
-  const run1 = samplers.get(prob.net) ?? samplers.set(prob.net, makeSampler(prob.net)).get(prob.net)!;
+  const grid = timeGrid(schedule);
+  const whole = samplers.get(prob.net) ?? samplers.set(prob.net, makeSampler(prob.net)).get(prob.net)!;
+  const step = steppers.get(prob.net) ?? steppers.set(prob.net, makeStepper(prob.net)).get(prob.net)!;
   const key = tw.random.foldIn(tw.random.key(run.seed), STREAMS.sample);
   const chunk = CHUNK[prob.kind];
   const parts: T[] = [];
   for (let at = 0; at < n; at += chunk) {
     const rows = Math.min(chunk, n - at);
-    const z = tw.random.normal(tw.random.foldIn(key, 2 * at), [rows, ...shape]);
+    let x = tw.random.normal(tw.random.foldIn(key, 2 * at), [rows, ...shape]);
     const cond = prob.conditions(labels.slice(at, at + rows), prompt);
-    parts.push(run1(params, z, cond, tw.random.foldIn(key, 2 * at + 1), schedule, kind));
-    await parts[parts.length - 1]!.data(); // one chunk at a time on the device
+    const noise = tw.random.foldIn(key, 2 * at + 1);
+    if (grid.length - 1 <= STREAM_STEPS) x = whole(params, x, cond, noise, schedule, kind);
+    else {
+      for (let i = 0; i + 1 < grid.length; i++) {
+        x = step(params, x, cond, tw.scalar(grid[i]!), tw.scalar(grid[i + 1]!), tw.random.foldIn(noise, i), kind);
+        if ((i + 1) % STREAM_STEPS === 0) await x.data();
+      }
+    }
+    await x.data(); // one chunk at a time on the device
+    parts.push(x);
   }
   return parts.length === 1 ? parts[0]! : tw.concat(parts, 0);
 }
