@@ -196,6 +196,15 @@ it('sample --format npy and safetensors write the raw samples beside the plot', 
   expect(metadata).toMatchObject({ nfe: '2', step: '4', data: '2d:checkerboard' });
 }, 30_000);
 
+it('sample --nfe past 16 steps streams one compiled step at a time; the samples stay finite and near the data', async () => {
+  const out = path.join(dir, 'long', 'points.png');
+  const r = await cli(['sample', '--ckpt', base, '--backend', 'cpu', '--nfe', '24', '--out', out, '--format', 'safetensors']);
+  expect(r.code, r.stderr).toBe(0);
+  const x = decodeSafetensors(new Uint8Array(readFileSync(out.replace('.png', '.safetensors')))).tensors.get('samples')!.data;
+  expect(x.length).toBe(4000);
+  expect(x.every((v) => Number.isFinite(v) && Math.abs(v) < 10)).toBe(true);
+}, 30_000);
+
 describe('run-folder problems: one line naming the file and the fix, exit 2', () => {
   it('a truncated or missing config.json, a damaged pointer, --out naming a file', async () => {
     const run = copyOf('damaged');
