@@ -230,6 +230,13 @@ describe('run-folder problems: one line naming the file and the fix, exit 2', ()
     const pointer = await cli(['sample', '--ckpt', run]);
     expect(pointer.code).toBe(2);
     expect(errorLines(pointer.stderr)).toEqual([`error: ${run}/checkpoints/latest: names step-00000099, which is not in ${run}/checkpoints; write the name of the newest folder there into it`]);
+    const params = path.join(run, 'checkpoints', 'step-00000004', 'params.safetensors');
+    writeFileSync(params, readFileSync(params).subarray(0, 100));
+    writeFileSync(path.join(run, 'checkpoints', 'latest'), 'step-00000004\n');
+    const truncated = await cli(['sample', '--ckpt', run, '--backend', 'cpu']);
+    expect(truncated.code).toBe(2);
+    expect(errorLines(truncated.stderr)).toEqual([expect.stringContaining(`error: ${params}: header length`)]);
+    expect(truncated.stderr).toContain(`the file is truncated; other checkpoints: ${run}/checkpoints/step-00000002 (pass one to --ckpt, or write its folder name into ${run}/checkpoints/latest to resume from it)`);
     const file = path.join(dir, 'a-file');
     writeFileSync(file, 'x');
     for (const args of [['train', ...TINY, '--out', file], ['sample', '--ckpt', file]]) {

@@ -6,6 +6,7 @@
 // the pointer always names a complete folder: a crash or a full disk at any moment leaves the previous
 // checkpoint in place and readable. Older folders beyond the last `keep` go after the switch. Temporaries,
 // and step folders a crashed save left unswitched, are removed by `cleanCheckpoints` when a writer starts.
+// A step folder is always complete, so without a pointer the newest folder is the latest.
 // One writer per root; readers only follow the pointer, so sampling while training is safe.
 
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -61,14 +62,28 @@ async function writeSynced(file: string, bytes: Uint8Array, at: SaveSetOptions['
   }
 }
 
-/** The step folder `latest` names (a path), or null before the first complete save. */
+const stepOf = (name: string) => Number(STEP.exec(name)?.[1] ?? NaN);
+
+/** The step folders under `root` (paths), oldest first; each is complete, as only a finished save renames one into place. */
+export async function listCheckpoints(root: string): Promise<string[]> {
+  const names = await readdir(root).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [] as string[];
+    throw e;
+  });
+  return names.filter((n) => STEP.test(n)).sort((a, b) => stepOf(a) - stepOf(b)).map((n) => path.join(root, n));
+}
+
+/**
+ * The step folder `latest` names (a path); without a pointer (a crash between the first folder's rename and
+ * the first switch, or a deleted pointer) the newest step folder; null before the first complete save.
+ */
 export async function latestCheckpoint(root: string): Promise<string | null> {
   const pointer = path.join(root, POINTER);
   let name: string;
   try {
     name = (await readFile(pointer, 'utf8')).trim();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return (await listCheckpoints(root)).at(-1) ?? null;
     throw new CheckpointError(`${pointer}: unreadable (${(e as Error).message})`);
   }
   if (!STEP.test(name)) throw new CheckpointError(`${pointer}: holds '${name.slice(0, 40)}', not a step folder name like ${stepFolderName(400)}: the file is corrupt; write the name of the newest folder in ${root} into it`);
@@ -76,8 +91,6 @@ export async function latestCheckpoint(root: string): Promise<string | null> {
   if (!(await stat(folder).catch(() => null))?.isDirectory()) throw new CheckpointError(`${pointer}: names ${name}, which is not in ${root}; write the name of the newest folder there into it`);
   return folder;
 }
-
-const stepOf = (name: string) => Number(STEP.exec(name)?.[1] ?? NaN);
 
 /** Removes a folder by renaming it to a temporary name first, so that a crash never leaves half a step folder. */
 async function removeFolder(root: string, name: string): Promise<void> {
@@ -87,8 +100,8 @@ async function removeFolder(root: string, name: string): Promise<void> {
 }
 
 /**
- * Removes what crashed saves left in `root`: temporaries, and step folders the pointer does not reach (newer
- * than it, or any when there is no pointer). Call it when a writer starts; returns the names removed.
+ * Removes what crashed saves left in `root`: temporaries, and step folders newer than the pointer (renamed into
+ * place, but never switched to). Call it when a writer starts; returns the names removed.
  */
 export async function cleanCheckpoints(root: string): Promise<string[]> {
   const names = await readdir(root).catch((e: NodeJS.ErrnoException) => {
@@ -147,7 +160,7 @@ export async function saveCheckpointSet(root: string, step: number, files: Reado
     throw new CheckpointWriteError(`could not save the checkpoint of step ${step} in ${root}: ${what}; ${kept}`);
   }
   await o.at?.('pointer switched');
-  const older = (await readdir(root)).filter((n) => STEP.test(n) && stepOf(n) < step).sort();
+  const older = (await listCheckpoints(root)).map((f) => path.basename(f)).filter((n) => stepOf(n) < step);
   for (const old of older.slice(0, Math.max(0, older.length - (keep - 1)))) {
     await o.at?.(`pruning ${old}`);
     await removeFolder(root, old);

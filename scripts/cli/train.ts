@@ -9,7 +9,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import * as tw from '../../index.ts';
 import { checkpointFiles, loadCheckpoint } from '../../models/checkpoint/checkpoint.ts';
-import { CheckpointWriteError, cleanCheckpoints, saveCheckpointSet, type SaveSetOptions } from '../../models/checkpoint/run-folder.ts';
+import { CheckpointWriteError, cleanCheckpoints, listCheckpoints, saveCheckpointSet, type SaveSetOptions } from '../../models/checkpoint/run-folder.ts';
 import { decodeSafetensors } from '../../models/checkpoint/safetensors.ts';
 import { initParams } from '../../models/nn/params.ts';
 import { adamw } from '../../models/optim/adamw.ts';
@@ -103,7 +103,9 @@ export async function loadRun(dir: string, run: RunConfig, o: { folder?: string;
   } catch (e) {
     const lines = (e as Error).message.split('\n').map((l) => l.trim());
     const more = lines.length > 2 ? ` (and ${lines.length - 2} more differences)` : '';
-    throw new UsageError(`${lines.slice(0, 2).join(' ')}${more}`);
+    const others = (await listCheckpoints(runPaths(dir).checkpoints)).filter((f) => path.resolve(f) !== path.resolve(folder));
+    const fix = lines.length > 1 || !others.length ? '' : `; other checkpoints: ${others.join(', ')} (pass one to --ckpt, or write its folder name into ${path.join(runPaths(dir).checkpoints, 'latest')} to resume from it)`;
+    throw new UsageError(`${lines.slice(0, 2).join(' ')}${more}${fix}`);
   }
   if (o.finite) await requireFinite(path.join(folder, 'ema.safetensors'), dir);
   return { prob, folder, ...loaded };

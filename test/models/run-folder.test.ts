@@ -89,7 +89,7 @@ describe('checkpoint sets', () => {
     expect(await loadLatest(root)).toBe(1);
   });
 
-  it('cleanup removes folders the pointer does not reach; a damaged pointer names the fix', async () => {
+  it('cleanup removes folders newer than the pointer; without one the newest folder is the latest; a damaged pointer names the fix', async () => {
     const root = await freshDir();
     expect(await latestCheckpoint(root)).toBeNull();
     expect(await cleanCheckpoints(root)).toEqual([]);
@@ -98,6 +98,9 @@ describe('checkpoint sets', () => {
     await writeFile(path.join(root, 'latest'), 'step-00000005\n'); // as if the switch to 6 had not happened
     expect(await cleanCheckpoints(root)).toEqual(['step-00000006']);
     expect(await loadLatest(root)).toBe(5);
+    await rm(path.join(root, 'latest')); // deleted, or a crash before the first switch: the newest folder is the latest
+    expect(await loadLatest(root)).toBe(5);
+    expect(await cleanCheckpoints(root)).toEqual([]);
     await writeFile(path.join(root, 'latest'), 'garbage');
     await expect(latestCheckpoint(root)).rejects.toThrow(/latest: holds 'garbage', not a step folder name like step-00000400: the file is corrupt; write the name of the newest folder in .* into it/);
     await writeFile(path.join(root, 'latest'), 'step-00000009\n');
