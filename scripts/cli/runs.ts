@@ -11,7 +11,7 @@
 // first save of a resumed one starts checkpoints/.
 
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { latestCheckpoint } from '../../models/checkpoint/run-folder.ts';
 
@@ -93,16 +93,28 @@ export async function resolveCheckpoint(ckpt: string): Promise<{ dir: string; fo
 
 /** Writes JSON to a temporary name, syncs it and renames it into place, so a reader never sees half a file. */
 export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    await mkdir(path.dirname(file), { recursive: true });
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw new Error(`${file}: could not write it (${(e as Error).message}); the previous version, if any, is unchanged`);
   }
-  await rename(tmp, file);
+}
+
+/** Removes the temporaries of writeJsonAtomic that a crash left in a run directory; returns their paths. */
+export async function cleanRunTemporaries(dir: string): Promise<string[]> {
+  const stale = (await readdir(dir).catch(() => [] as string[])).filter((n) => /\.tmp-\d+$/.test(n)).map((n) => path.join(dir, n));
+  await Promise.all(stale.map((f) => rm(f, { force: true })));
+  return stale;
 }
 
 /** Parses a JSON file; a missing or damaged one is a UsageError naming the file and `fix`. */

@@ -21,7 +21,7 @@ import { twinflowLoss } from '../../models/twinflow/objective.ts';
 import { lineChart } from './plot.ts';
 import { checkMemory } from './limits.ts';
 import { objectiveConfig, problem } from './problem.ts';
-import { type HistoryPoint, latestCheckpointOf, readJson, readRunConfig, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
+import { cleanRunTemporaries, type HistoryPoint, latestCheckpointOf, readJson, readRunConfig, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
 
 export const EMA_DECAY = 0.99;
 /** Independent random streams of a run, folded into its seed key. */
@@ -138,8 +138,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let checkpointDir: string | null = null;
   if (statSync(o.out, { throwIfNoEntry: false })?.isFile()) throw new UsageError(`--out ${o.out} is a file; pass a directory for the run (e.g. runs/NAME)`);
   if (o.resume) {
-    const removed = await cleanCheckpoints(paths.checkpoints);
-    if (removed.length) log(`removed what an interrupted save left: ${removed.map((r) => path.join(paths.checkpoints, r)).join(', ')}`);
+    const removed = [...(await cleanRunTemporaries(o.out)), ...(await cleanCheckpoints(paths.checkpoints)).map((r) => path.join(paths.checkpoints, r))];
+    if (removed.length) log(`removed what an interrupted save left: ${removed.join(', ')}`);
     checkpointDir = await latestCheckpointOf(o.out);
     if (checkpointDir) {
       const ck = await loadRun(o.out, run, { folder: checkpointDir });
@@ -157,6 +157,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   } else {
     const existing = await latestCheckpointOf(o.out);
     if (existing) throw new UsageError(`${o.out} already holds a checkpoint (${existing}); pass --resume to continue it, or choose another --out`);
+    await cleanRunTemporaries(o.out);
     await cleanCheckpoints(paths.checkpoints);
     await writeJsonAtomic(paths.config, run);
   }
