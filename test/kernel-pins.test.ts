@@ -13,7 +13,7 @@ import { buildPlan } from '../compiler/plan.ts';
 import { renderCuda } from '../backends/cuda/cuda-c.ts';
 import { cudaBytesPer } from '../backends/cuda/index.ts';
 import { renderWgsl, type WgslCaps } from '../backends/webgpu/wgsl.ts';
-import { adamw } from '../models/optim/adamw.ts';
+import { mlpAdamwStep } from './support/mlp-adamw-step.ts';
 import { type Case, cases } from './conformance/cases.ts';
 import { CUDA_HALF_CASES, cudaCases } from './conformance/cuda-cases.ts';
 import { HALF_CASES, makeInputs, toTensors } from './conformance/harness.ts';
@@ -30,22 +30,14 @@ interface Program {
 /** The fusion tests' programs (test/fusion.test.ts). */
 function fusionPrograms(): Program[] {
   const x = tw.zeros([16, 32]);
-  type P = { w1: tw.Tensor<'f32'>; b1: tw.Tensor<'f32'>; w2: tw.Tensor<'f32'>; b2: tw.Tensor<'f32'> };
-  const opt = adamw({ lr: 1e-3, weightDecay: 0 });
-  const loss = (p: P, xb: tw.Tensor<'f32'>, yb: tw.Tensor<'f32'>) =>
-    tw.mean(tw.square(tw.sub(tw.add(tw.matmul(tw.gelu(tw.add(tw.matmul(xb, p.w1), p.b1)), p.w2), p.b2), yb)));
-  const step = (p: P, s: ReturnType<typeof opt.init>, xb: tw.Tensor<'f32'>, yb: tw.Tensor<'f32'>) => {
-    const [l, g] = tw.valueAndGrad(loss)(p, xb, yb);
-    return { l, ...opt.update(g, s, p) };
-  };
-  const p: P = { w1: tw.zeros([32, 64]), b1: tw.zeros([64]), w2: tw.zeros([64, 2]), b2: tw.zeros([2]) };
+  const mlp = mlpAdamwStep(x);
   return [
     { name: 'fusion: softmax', fn: (a: tw.Tensor<'f32'>) => tw.softmax(a), args: [x] },
     { name: 'fusion: layerNorm', fn: (a: tw.Tensor<'f32'>) => tw.layerNorm(a), args: [x] },
     { name: 'fusion: rmsNorm', fn: (a: tw.Tensor<'f32'>) => tw.rmsNorm(a), args: [x] },
     { name: 'fusion: gelu(x @ W + b)', fn: (a: tw.Tensor<'f32'>, w: tw.Tensor<'f32'>, b: tw.Tensor<'f32'>) => tw.gelu(tw.add(tw.matmul(a, w), b)), args: [x, tw.zeros([32, 8]), tw.zeros([8])] },
     { name: 'fusion: elementwise chain', fn: (a: tw.Tensor<'f32'>) => tw.mul(tw.tanh(tw.add(tw.mul(a, 1.5), 0.5)), a), args: [x] },
-    { name: 'fusion: MLP + AdamW step', fn: step as never, args: [p, opt.init(p), x, tw.zeros([16, 2])] },
+    { name: 'fusion: MLP + AdamW step', fn: mlp.step as never, args: [...mlp.args] },
     { name: 'fusion: group over the 8-buffer limit', fn: (a: tw.Tensor<'f32'>) => Array.from({ length: 8 }, (_, i) => tw.max(tw.mul(tw.matmul(tw.add(a, i), tw.transpose(a)), i + 1), [1])).reduce((q, r) => tw.mul(q, r)), args: [x] },
   ];
 }
