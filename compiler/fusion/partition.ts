@@ -96,6 +96,7 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
     const { shape, axes } = grp.signature!;
     return shapeEq(n.aval.shape, shape) || shapeEq(n.aval.shape, shape.filter((_, d) => !axes.includes(d)));
   };
+  const readsBuffers = (c: number) => role(g.nodes[c] as PrimNode) === 'sort';
   const feedsDot = (n: PrimNode, grp: Group) => consumers[n.id]!.some((c) => c === grp.core[0] || grp.prologue.has(c));
 
   const join = (n: PrimNode, grp: Group) => {
@@ -137,8 +138,9 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
       join(n, grp);
       if (isOutput.has(n.id)) grp.extraOutputs.push(n.id);
     }
-    // a node read by an alias must have a buffer for the alias to view, so it is never inlined
-    else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0 && !cs.some((c) => aliasOf.has(c))) inlined.add(n.id);
+    // a node read by an alias must have a buffer for the alias to view, and a sort loads its input from a
+    // buffer, so neither reads an inlined node
+    else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0 && !cs.some((c) => aliasOf.has(c) || readsBuffers(c))) inlined.add(n.id);
     else if (n.prim === 'reshape' && !isOutput.has(n.id)) aliasOf.set(n.id, n.inputs[0]!);
     else start(n);
   }
