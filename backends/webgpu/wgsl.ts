@@ -1,5 +1,6 @@
-// The WGSL renderer: kernel IR in, one compute shader out. Expressions become `let` bindings in the scope
-// where their variables live; the three kernel skeletons (map, reduce, matmul) are written out here.
+// The WGSL renderer: kernel IR in, one compute shader out. Expressions are rendered by the C-like core with
+// WGSL's dialect (wgsl-dialect.ts), as `let` bindings in the scope where their variables live; the three kernel
+// skeletons (map, reduce, matmul) are written out here.
 
 import type { Expr, ScalarType } from '../../compiler/kernel-ir/expr.ts';
 import { type Kernel, kernelExprs } from '../../compiler/kernel-ir/kernel.ts';
