@@ -26,7 +26,7 @@ const identity: PartialMap = (t) => t;
 
 /**
  * 4e/(1+e)² with e = exp(-2|x|) is sech²(x) = tanh'(x) without the cancellation of 1 − tanh²(x), which loses
- * k digits where 1 − |tanh x| ≈ 10^-k (six at x = ±12.5 in f64: the tail of tanh-GELU's second derivative).
+ * k digits where 1 − |tanh x| ≈ 10^-k, and all of them once tanh rounds to ±1 (|x| ≳ 19 in f64, ≳ 9 in f32).
  */
 function tanhSlope(x: F): F {
   const e = exp(mul(abs(x), -2));
@@ -65,7 +65,7 @@ export const derivatives: { [P in ElementwisePrimitive]: Derivative } = {
   erf: ([x]) => [scaleBy(mul(exp(neg(mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
   add: () => [identity, identity],
   sub: () => [identity, neg],
-  mul: ([a, b]) => [scaleBy(b!), (t) => mul(a!, t)],
+  mul: ([a, b]) => [scaleBy(b!), scaleBy(a!)],
   div: ([, b], out) => [(t) => safeDiv(t, b!), (t) => neg(safeMul(t, div(out, b!)))],
   pow: ([a, b], out) => [
     // b·a^(b-1) rather than b·out/a, which is 0/0 = NaN at a = 0 (d/dx x³ at 0 must be 0); and 0 where b = 0,
