@@ -36,7 +36,7 @@ export interface Backend {
 
 export interface BackendFactory {
   name: BackendName;
-  /** Resolves to a ready backend, or rejects with the reason it cannot run on this machine. */
+  /** Resolves to a ready backend, or rejects with the reason it cannot run on this machine (as BackendUnavailableError). */
   create(): Promise<Backend>;
 }
 
@@ -56,7 +56,13 @@ async function instantiate(name: BackendName): Promise<Backend> {
   if (have) return have;
   const factory = factories.get(name);
   if (!factory) throw new BackendUnavailableError(`backend '${name}' is not part of this build`);
-  const b = await factory.create();
+  let b: Backend;
+  try {
+    b = await factory.create();
+  } catch (e) {
+    // whatever stops a backend from starting (no driver, no adapter, no library) makes it unavailable
+    throw e instanceof BackendUnavailableError ? e : new BackendUnavailableError(e instanceof Error ? e.message : String(e));
+  }
   ready.set(name, b);
   return b;
 }
