@@ -4,7 +4,7 @@
 //     against the VJP (⟨u, J v⟩ = ⟨Jᵀu, v⟩), so one case is both checks;
 //  2. a conformance case (each runs on every backend against the f64 cpu oracle);
 //  3. a lowering on each GPU renderer: a one-primitive program, cut out of a conformance case, planned by the
-//     compiler and rendered as WGSL and as CUDA C.
+//     compiler's pipeline (planFor) and rendered as WGSL and as CUDA C.
 // The registries are the tables those tests run (the same fast-check draws, the same case lists), traced
 // here; nothing is listed by hand, so a new primitive fails this file until each table reaches it.
 
@@ -14,9 +14,9 @@ import * as tw from 'twinflow';
 import { GraphWriter } from '../dsl/graph.ts';
 import type { Primitive } from '../dsl/primitives.ts';
 import { shapeRules } from '../dsl/shape-rules.ts';
-import { buildPlan } from '../compiler/plan.ts';
+import { planFor } from '../compiler/pipeline.ts';
+import type { Target } from '../compiler/target.ts';
 import { renderCuda } from '../backends/cuda/cuda-c.ts';
-import { cudaBytesPer } from '../backends/cuda/index.ts';
 import { renderWgsl } from '../backends/webgpu/wgsl.ts';
 import { type Case, cases } from './conformance/cases.ts';
 import { cudaCases } from './conformance/cuda-cases.ts';
@@ -35,15 +35,19 @@ function caseGraph(c: Case): tw.Graph {
 }
 const conformance = [...cases, ...cudaCases];
 
+/** The GPU backends' storage as the compiler's pipeline sees it (bool as u32 in WGSL, as a byte in CUDA C). */
+const target = (name: string, boolBytes: 1 | 4): Target => ({ name, boolBytes, unsupported: {}, error: (m) => new Error(m) });
+const WEBGPU = target('webgpu', 4), CUDA = target('cuda', 1);
+
 /**
- * Renders g the way a GPU backend compiles it: the compiler's plan, each kernel rendered by the backend's
- * renderer (both WGSL variants: GPU and CPU-adapter kernel shapes). Returns the texts.
+ * Renders g the way a GPU backend compiles it: the compiler's pipeline plans it for the backend's target
+ * (refusing a primitive without a lowering, by name), and the backend's renderer renders each kernel (WGSL in
+ * both variants: GPU and CPU-adapter kernel shapes). Returns the texts.
  */
 function renderEverywhere(g: tw.Graph): { wgsl: string[]; cuda: string[] } {
-  const plan = buildPlan(g, { bytesPer: cudaBytesPer });
   return {
-    wgsl: plan.steps.flatMap((s) => [false, true].map((software) => renderWgsl(s.kernel, { f16: false, software, subgroups: false }).code)),
-    cuda: plan.steps.map((s) => renderCuda(s.kernel, { arch: 90 }, s.key).kernel),
+    wgsl: planFor(g, WEBGPU).steps.flatMap((s) => [false, true].map((software) => renderWgsl(s.kernel, { f16: false, software, subgroups: false }).code)),
+    cuda: planFor(g, CUDA).steps.map((s) => renderCuda(s.kernel, { arch: 90 }, s.key).kernel),
   };
 }
 
