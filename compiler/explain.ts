@@ -2,10 +2,13 @@
 // flops, and the plan's peak memory. Backend-neutral: 4-byte elements (2 for f16 and bf16) and at most 8 buffers
 // per kernel, WebGPU's default limit (a device with a higher limit may fuse more).
 
-import { topoOrder } from './kernel-ir/expr.ts';
+import { type ScalarType, topoOrder } from './kernel-ir/expr.ts';
 import type { Kernel } from './kernel-ir/kernel.ts';
-import { buildPlan, type Plan } from './plan.ts';
+import type { Plan } from './plan.ts';
+import { planFor } from './pipeline.ts';
+import { storageBytes, type Target } from './target.ts';
 import type { Graph } from '../dsl/graph.ts';
+import { TwinflowError } from '../dsl/errors.ts';
 
 export interface KernelReport {
   name: string;
@@ -23,7 +26,9 @@ export interface Explanation {
   text: string;
 }
 
-const bytesPer = (t: string) => (t === 'f16' || t === 'bf16' ? 2 : 4);
+/** A neutral kernel target: what every kernel backend can do. */
+const NEUTRAL: Target = { name: 'explain', boolBytes: 4, maxArgs: 8, unsupported: {}, error: (m) => new TwinflowError(m) };
+const bytesPer = (t: ScalarType) => storageBytes(NEUTRAL, t);
 
 /** Arithmetic operations per evaluation of a kernel's expressions (loads and index math excluded). */
 function opsPerElement(roots: Parameters<typeof topoOrder>[0]): number {
@@ -42,7 +47,7 @@ function report(k: Kernel): KernelReport {
 }
 
 export function explainGraph(g: Graph): Explanation {
-  const plan: Plan = buildPlan(g, { bytesPer: (t) => bytesPer(t), maxArgs: 8 });
+  const plan: Plan = planFor(g, NEUTRAL);
   const kernels = plan.steps.map((s) => report(s.kernel));
   const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : `${n}`);
   const lines = kernels.map((k) => `${k.name.padEnd(16)} ${k.kind.padEnd(6)} reads [${k.reads.join(', ')}] writes [${k.writes.join(', ')}]  ${fmt(k.bytes)}B  ${fmt(k.flops)}flop`);

@@ -87,16 +87,22 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
     const a = g.nodes[id]!.aval;
     valueOfNode.set(id, values.push({ kind: 'input', type: scalarType(a.dtype), size: sizeOf(a.shape), input: i }) - 1);
   });
+  // a size-1 constant known on the host is a literal where kernels read it; it gets a value (a buffer) only
+  // where one is needed: as a graph output or read by a kernel that loads its input (a sort)
   for (const n of g.nodes) {
     if (n.kind !== 'const') continue;
     const v = n.value.peekScalar();
     if (v !== undefined && sizeOf(n.aval.shape) === 1) literals.set(n.id, v);
-    else valueOfNode.set(n.id, values.push({ kind: 'const', type: scalarType(n.aval.dtype), size: sizeOf(n.aval.shape), tensor: n.value }) - 1);
   }
   const resolve = (id: number): number => {
     let s = id;
     while (part.aliasOf.has(s)) s = part.aliasOf.get(s)!;
-    const v = valueOfNode.get(s);
+    let v = valueOfNode.get(s);
+    const n = g.nodes[s]!;
+    if (v === undefined && n.kind === 'const') {
+      v = values.push({ kind: 'const', type: scalarType(n.aval.dtype), size: sizeOf(n.aval.shape), tensor: n.value }) - 1;
+      valueOfNode.set(s, v);
+    }
     if (v === undefined) throw new Error(`internal: node %${s} has no buffer`);
     return v;
   };

@@ -36,7 +36,7 @@ export interface Backend {
 
 export interface BackendFactory {
   name: BackendName;
-  /** Resolves to a ready backend, or rejects with the reason it cannot run on this machine. */
+  /** Resolves to a ready backend, or rejects with the reason it cannot run on this machine (as BackendUnavailableError). */
   create(options?: BackendOptions): Promise<Backend>;
 }
 
@@ -63,7 +63,13 @@ async function instantiate(name: BackendName, options?: BackendOptions): Promise
   const factory = factories.get(name);
   if (!factory) throw new BackendUnavailableError(`backend '${name}' is not part of this build`);
   if (options?.device && name !== 'webgpu') throw new BackendUnavailableError(`setBackend('${name}', { device }): only webgpu takes a device`);
-  const b = await factory.create(options);
+  let b: Backend;
+  try {
+    b = await factory.create(options);
+  } catch (e) {
+    // whatever stops a backend from starting (no driver, no adapter, no library) makes it unavailable
+    throw e instanceof BackendUnavailableError ? e : new BackendUnavailableError(e instanceof Error ? e.message : String(e));
+  }
   ready.set(name, b);
   return b;
 }

@@ -89,3 +89,9 @@ export type UnaryFloatPrimitive = (typeof UNARY_FLOAT)[number];
 export type BinaryArithPrimitive = (typeof BINARY_ARITH)[number];
 export type ComparePrimitive = (typeof COMPARE)[number];
 export type ReducePrimitive = (typeof REDUCE)[number];
+
+/** Elementwise primitives that are one scalar operation each (kernel IR `unary` and `binary`: one spelling per dialect). */
+export const UNARY = [...UNARY_FLOAT, 'not'] as const satisfies readonly Primitive[];
+export const BINARY = [...BINARY_ARITH, ...BINARY_BITWISE, ...COMPARE] as const satisfies readonly Primitive[];
+export type UnaryPrimitive = (typeof UNARY)[number];
+export type BinaryPrimitive = (typeof BINARY)[number];

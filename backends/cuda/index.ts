@@ -4,19 +4,20 @@
 // on one stream in order, so a buffer returned to the pool can be reused by the next launch at once; reading
 // data back is the only wait.
 
-import { buildPlan, type Plan } from '../../compiler/plan.ts';
+import type { Plan } from '../../compiler/plan.ts';
+import { dumpKernel, planFor } from '../../compiler/pipeline.ts';
+import { checkDType, fromStorage, storageBytes, type Target, toStorage } from '../../compiler/target.ts';
 import type { ScalarType } from '../../compiler/kernel-ir/expr.ts';
 import type { Kernel } from '../../compiler/kernel-ir/kernel.ts';
-import { type Backend, BackendUnavailableError, type DeviceBuffer, type Executable, registerBackend } from '../../dsl/backend.ts';
-import { type DType, type HostArray, hostArray } from '../../dsl/dtype.ts';
+import { type Backend, type DeviceBuffer, type Executable, registerBackend } from '../../dsl/backend.ts';
+import { type HostArray, hostArray } from '../../dsl/dtype.ts';
 import { TwinflowError } from '../../dsl/errors.ts';
-import { bf16Bits, bf16FromBits, f16Bits, f16FromBits } from '../../dsl/float-formats.ts';
 import type { Graph } from '../../dsl/graph.ts';
 import { type AVal, sizeOf } from '../../dsl/shape.ts';
 import { bufferOf } from '../../dsl/trace.ts';
+import { BufferPool } from '../runtime/pool.ts';
 import { type CudaCaps, cudaModuleSource, type RenderedCuda, renderCuda } from './cuda-c.ts';
 import { type CudaDevice, CudaDriver, type DevicePtr } from './driver.ts';
-import { nodeModule } from './ffi.ts';
 import { compileToPtx, nvrtc, NvrtcError } from './nvrtc.ts';
 
 /** Environment settings; empty where there is no process (a bundle for a page, where cuda cannot run anyway). */
@@ -30,8 +31,16 @@ export interface CudaBuffer {
   bytes: number;
 }
 
-/** Bytes per element in device memory: f16/bf16 as 16-bit patterns, bool as one byte. */
-export const cudaBytesPer = (t: ScalarType): number => (t === 'f16' || t === 'bf16' ? 2 : t === 'bool' ? 1 : 4);
+/** CUDA storage: f16/bf16 as 16-bit patterns, bool as one byte; f64 is the cpu oracle's alone. */
+const CUDA: Target = {
+  name: 'cuda',
+  boolBytes: 1,
+  unsupported: { f64: "f64 is not supported (it is the cpu oracle's type); cast to f32 first" },
+  error: (m) => new CudaError(m),
+};
+
+/** Bytes per element in device memory. */
+export const cudaBytesPer = (t: ScalarType): number => storageBytes(CUDA, t);
 
 export interface CudaOptions {
   /** f32 matmuls on tensor cores with TF32 inputs (as torch.backends.cuda.matmul.allow_tf32). Default off, or TWINFLOW_CUDA_TF32=1. */
@@ -40,10 +49,6 @@ export interface CudaOptions {
 
 /** Test hooks: poison fills every buffer a plan writes with 0xff bytes first (NaN for floats), so unwritten elements show. */
 export const cudaDebug = { poison: false };
-
-function checkDType(d: DType): void {
-  if (d === 'f64') throw new CudaError("cuda: f64 is not supported (it is the cpu oracle's type); cast to f32 first");
-}
 
 /** 'sm_90', 'compute_90', '90' or '9.0' as the number 90. */
 export function parseArch(s: string): number {
@@ -70,7 +75,7 @@ function compileKernels(
     const key = kernelCacheKey(s.key, s.kernel, caps);
     if (have(key) || fresh.has(key)) continue;
     const rendered = renderCuda(s.kernel, caps, s.key);
-    dumpKernel(s.kernel.name, rendered);
+    dumpKernel(s.kernel.name, `${s.kernel.name}-${rendered.entry}.cu`, `// ${s.kernel.name}: grid [${rendered.grid}] block [${rendered.block}]${rendered.path ? ` (${rendered.path})` : ''}\n${rendered.code}`);
     fresh.set(key, { rendered, kernel: s.kernel });
   }
   const out = new Map<string, CompiledKernel>();
@@ -110,11 +115,10 @@ export interface CompiledForArch {
  * for `arch` (default: $TWINFLOW_CUDA_ARCH, else sm_90).
  */
 export function compileForArch(g: Graph, opts: { arch?: string | number; tf32?: boolean } = {}): CompiledForArch {
-  for (const n of g.nodes) checkDType(n.aval.dtype);
   const archOpt = opts.arch ?? env.TWINFLOW_CUDA_ARCH ?? 'sm_90';
   const arch = typeof archOpt === 'number' ? archOpt : parseArch(archOpt);
   const caps: CudaCaps = { arch, tf32: opts.tf32 ?? false };
-  const plan = buildPlan(g, { bytesPer: cudaBytesPer });
+  const plan = planFor(g, CUDA);
   const kernels = plan.steps.map((s) => renderCuda(s.kernel, caps, s.key));
   const texts = new Map(kernels.map((r) => [r.entry, r.kernel]));
   const source = cudaModuleSource([...texts.values()]);
@@ -131,12 +135,11 @@ export class CudaBackend implements Backend {
   readonly name = 'cuda' as const;
   readonly device: string;
   readonly options: CudaOptions = { tf32: env.TWINFLOW_CUDA_TF32 === '1' };
-  private readonly pool = new Map<number, DevicePtr[]>();
+  private readonly pool = new BufferPool<CudaBuffer>();
   private readonly functions = new Map<string, CompiledKernel>();
   private readonly modules: unknown[] = [];
   /** Device allocations made and not freed (in use or pooled). */
   liveBuffers = 0;
-  private readonly finalizer = new FinalizationRegistry<CudaBuffer>((b) => this.release(b));
   /** Names of the kernels of the last plan run, for errors that surface at the next wait. */
   private lastRun: string[] = [];
 
@@ -158,9 +161,8 @@ export class CudaBackend implements Backend {
 
   private acquire(bytes: number): CudaBuffer {
     const size = this.sizeClass(bytes);
-    const free = this.pool.get(size);
-    const ptr = free?.pop();
-    if (ptr !== undefined) return { ptr, bytes: size };
+    const pooled = this.pool.take(size);
+    if (pooled) return pooled;
     let p: DevicePtr;
     try {
       p = this.driver.alloc(size);
@@ -177,37 +179,24 @@ export class CudaBackend implements Backend {
     return { ptr: p, bytes: size };
   }
 
-  private release(b: CudaBuffer): void {
-    const list = this.pool.get(b.bytes) ?? [];
-    list.push(b.ptr);
-    this.pool.set(b.bytes, list);
-  }
-
   /** Frees every pooled allocation (after the stream drains: queued kernels may still use them). Returns whether any was freed. */
   trim(): boolean {
     let freed = false;
     this.driver.synchronize();
-    for (const [, list] of this.pool) {
-      for (const p of list.splice(0)) {
-        this.driver.free(p);
-        this.liveBuffers--;
-        freed = true;
-      }
+    for (const b of this.pool.drain()) {
+      this.driver.free(b.ptr);
+      this.liveBuffers--;
+      freed = true;
     }
     return freed;
   }
 
-  adopt(owner: object, b: DeviceBuffer): void {
-    this.finalizer.register(owner, b as CudaBuffer, owner);
-  }
-  /** A donated tensor's buffer now belongs to the plan that consumed it. */
-  disown(owner: object): void {
-    this.finalizer.unregister(owner);
-  }
+  readonly adopt = this.pool.adopt;
+  readonly disown = this.pool.disown;
 
   upload(data: HostArray, aval: AVal): DeviceBuffer {
-    checkDType(aval.dtype);
-    const bytes = toDeviceBytes(data, aval.dtype);
+    checkDType(CUDA, aval.dtype);
+    const bytes = toStorage(CUDA, data, aval.dtype);
     const b = this.acquire(bytes.byteLength);
     this.driver.upload(b.ptr, bytes);
     return b;
@@ -223,7 +212,7 @@ export class CudaBackend implements Backend {
     } catch (e) {
       throw new CudaError(`${(e as Error).message}${this.lastRun.length ? ` (while running kernels ${this.lastRun.join(', ')})` : ''}`);
     }
-    return fromDeviceBytes(raw.buffer, n, aval.dtype);
+    return fromStorage(CUDA, raw.buffer, n, aval.dtype);
   }
 
   /** Waits for all queued work (benchmarks). */
@@ -233,8 +222,7 @@ export class CudaBackend implements Backend {
 
   /** `donated`: graph inputs whose buffers the plan may overwrite in place (jit's donate option). */
   compile(g: Graph, opts: { donated?: ReadonlySet<number>; replacedBy?: ReadonlyMap<number, number> } = {}): Executable {
-    for (const n of g.nodes) checkDType(n.aval.dtype);
-    const plan = buildPlan(g, { bytesPer: cudaBytesPer, donated: opts.donated, replacedBy: opts.replacedBy });
+    const plan = planFor(g, CUDA, opts);
     const caps = this.caps;
     const fresh = compileKernels(plan, caps, (k) => this.functions.has(k), (ptx, source) => {
       let mod: unknown;
@@ -287,7 +275,7 @@ export class CudaBackend implements Backend {
     });
     // Temporaries (and donated inputs no output took) go back to the pool now: later work on the stream runs after this.
     plan.buffers.forEach((b, i) => {
-      if (!b.output) this.release(physical[i]!);
+      if (!b.output) this.pool.put(physical[i]!);
     });
     return outs;
   }
@@ -308,50 +296,12 @@ export class CudaBackend implements Backend {
   }
 
   stats(): { liveBuffers: number; pooled: number; kernels: number; modules: number } {
-    let pooled = 0;
-    for (const l of this.pool.values()) pooled += l.length;
-    return { liveBuffers: this.liveBuffers, pooled, kernels: this.functions.size, modules: this.modules.length };
+    return { liveBuffers: this.liveBuffers, pooled: this.pool.size, kernels: this.functions.size, modules: this.modules.length };
   }
 
   /** The rendered kernels compiled so far (for inspection and benchmarks). */
   compiledKernels(): { kernel: Kernel; rendered: RenderedCuda }[] {
     return [...this.functions.values()].map(({ kernel, rendered }) => ({ kernel, rendered }));
-  }
-}
-
-/** TWINFLOW_DUMP_KERNELS=1 prints every generated kernel to stderr; =DIR writes them to DIR/NAME-ENTRY.cu. */
-function dumpKernel(name: string, r: RenderedCuda): void {
-  const where = env.TWINFLOW_DUMP_KERNELS;
-  if (!where) return;
-  const text = `// ${name}: grid [${r.grid}] block [${r.block}]${r.path ? ` (${r.path})` : ''}\n${r.code}`;
-  if (where === '1') console.error(`// ---- ${name}\n${text}`);
-  else {
-    const fs = nodeModule<typeof import('node:fs')>('node:fs');
-    fs.mkdirSync(where, { recursive: true });
-    fs.writeFileSync(`${where}/${name}-${r.entry}.cu`, text);
-  }
-}
-
-function toDeviceBytes(data: HostArray, dtype: DType): Uint8Array {
-  const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  switch (dtype) {
-    case 'bool': return Uint8Array.from(data, (v) => (v ? 1 : 0));
-    case 'f16': return bytes(Uint16Array.from(data, (v) => f16Bits(v)));
-    case 'bf16': return bytes(Uint16Array.from(data, (v) => bf16Bits(v)));
-    case 'i32': return bytes(data instanceof Int32Array ? data : Int32Array.from(data));
-    case 'u32': return bytes(data instanceof Uint32Array ? data : Uint32Array.from(data));
-    default: return bytes(data instanceof Float32Array ? data : Float32Array.from(data));
-  }
-}
-
-function fromDeviceBytes(raw: ArrayBuffer, n: number, dtype: DType): HostArray {
-  switch (dtype) {
-    case 'bool': return new Uint8Array(raw, 0, n);
-    case 'f16': return Float32Array.from(new Uint16Array(raw, 0, n), f16FromBits);
-    case 'bf16': return Float32Array.from(new Uint16Array(raw, 0, n), bf16FromBits);
-    case 'i32': return new Int32Array(raw, 0, n);
-    case 'u32': return new Uint32Array(raw, 0, n);
-    default: return new Float32Array(raw, 0, n);
   }
 }
 
@@ -364,12 +314,8 @@ export function cudaInstance(): CudaBackend | undefined {
 registerBackend({
   name: 'cuda',
   async create() {
-    try {
-      const driver = CudaDriver.open();
-      nvrtc(); // the backend compiles at run time: no NVRTC, no backend
-      return new CudaBackend(driver);
-    } catch (e) {
-      throw new BackendUnavailableError((e as Error).message);
-    }
+    const driver = CudaDriver.open();
+    nvrtc(); // the backend compiles at run time: no NVRTC, no backend
+    return new CudaBackend(driver);
   },
 });

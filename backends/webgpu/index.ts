@@ -8,17 +8,19 @@
 // its bind groups: it owns its temporaries, copies small inputs and outputs through buffers of its own, and
 // a donated value stays in its buffer or alternates with its partner (compiler/plan.ts, assignBuffers).
 
-import { buildPlan, type Plan } from '../../compiler/plan.ts';
+import type { Plan } from '../../compiler/plan.ts';
+import { dumpKernel, planFor } from '../../compiler/pipeline.ts';
+import { checkDType, fromStorage, storageBytes, type Target, toStorage } from '../../compiler/target.ts';
 import type { ScalarType } from '../../compiler/kernel-ir/expr.ts';
 import { type KernelArg, kernelKey } from '../../compiler/kernel-ir/kernel.ts';
-import { UnsupportedDType } from '../../compiler/lower/lower-group.ts';
-import { type Backend, BackendUnavailableError, type DeviceBuffer, type Executable, registerBackend } from '../../dsl/backend.ts';
-import { type DType, type HostArray, hostArray } from '../../dsl/dtype.ts';
+import { type Backend, type DeviceBuffer, type Executable, registerBackend } from '../../dsl/backend.ts';
+import { type HostArray, hostArray } from '../../dsl/dtype.ts';
 import { TwinflowError } from '../../dsl/errors.ts';
-import { f16Bits, f16FromBits } from '../../dsl/float-formats.ts';
 import type { Graph } from '../../dsl/graph.ts';
+import { fnv1aHex } from '../../dsl/hash.ts';
 import { type AVal, sizeOf } from '../../dsl/shape.ts';
 import { bufferOf } from '../../dsl/trace.ts';
+import { BufferPool } from '../runtime/pool.ts';
 import { adoptDevice, type DeviceInfo, openDevice } from './device.ts';
 import { dispatchWgsl, type MatmulTile, type RenderedKernel, renderWgsl, tileName, type WgslCaps } from './wgsl.ts';
 
@@ -32,8 +34,14 @@ export class WebGpuError extends TwinflowError {}
 
 /** Kernels recorded before the shared command encoder is submitted without waiting for the task to end. */
 const BATCH = 32;
-/** Bytes per stored element (bool is stored as u32). */
-const bytesPer = (t: ScalarType) => (t === 'f16' ? 2 : 4);
+/** WebGPU storage: bool as u32 (WGSL has no bool storage), no f64 and no bf16. */
+const WEBGPU: Target = {
+  name: 'webgpu',
+  boolBytes: 4,
+  unsupported: Object.fromEntries(['f64', 'bf16'].map((d) => [d, `${d} is not supported (f64 is the cpu oracle's type; bf16 needs CUDA); cast to f32 first`])),
+  error: (m) => new WebGpuError(m),
+};
+const bytesPer = (t: ScalarType) => storageBytes(WEBGPU, t);
 
 /** Inputs and outputs up to this size pass through the executable's own buffers (a copy is cheaper than a bind group). */
 const COPY_BYTES = 256 * 1024;
@@ -64,10 +72,6 @@ interface Resident {
   bindGroups: Map<string, GPUBindGroup>[];
 }
 
-function checkDType(d: DType): void {
-  if (d === 'f64' || d === 'bf16') throw new WebGpuError(`webgpu: ${d} is not supported (f64 is the cpu oracle's type; bf16 needs CUDA); cast to f32 first`);
-}
-
 /** Test hooks: poison fills every buffer a plan writes with NaN bits first, so unwritten elements show. */
 export const webgpuDebug = {
   poison: false,
@@ -83,7 +87,7 @@ export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
   readonly device: string;
   private readonly gpu: GPUDevice;
-  private readonly pool = new Map<number, GPUBuffer[]>();
+  private readonly pool = new BufferPool<GpuBuffer>();
   // the shader module is kept with its pipeline: Dawn's Node bindings crash if it is collected while its
   // compilation info is pending
   private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; module: GPUShaderModule; code: string }>();
@@ -94,9 +98,8 @@ export class WebGpuBackend implements Backend {
   liveBuffers = 0;
   /** Bind groups created so far (each holds a descriptor set until it is garbage-collected). */
   private bindGroupsCreated = 0;
-  private readonly finalizer = new FinalizationRegistry<GpuBuffer>((b) => this.release(b));
   /** A collected executable's buffers return to the pool. */
-  private readonly residents = new FinalizationRegistry<Resident>((r) => [...r.own, ...r.copies].forEach((b) => b && this.release(b)));
+  private readonly residents = new FinalizationRegistry<Resident>((r) => [...r.own, ...r.copies].forEach((b) => b && this.pool.put(b)));
 
   constructor(private readonly info: DeviceInfo) {
     this.gpu = info.device;
@@ -111,27 +114,18 @@ export class WebGpuBackend implements Backend {
     if (size > this.gpu.limits.maxStorageBufferBindingSize) {
       throw new WebGpuError(`webgpu: a buffer of ${size} bytes exceeds this adapter's limit of ${this.gpu.limits.maxStorageBufferBindingSize}`);
     }
-    const free = this.pool.get(size);
-    const buffer = free?.pop() ?? (this.liveBuffers++, this.gpu.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }));
-    return { buffer, bytes: size };
+    const pooled = this.pool.take(size);
+    if (pooled) return pooled;
+    this.liveBuffers++;
+    return { buffer: this.gpu.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }), bytes: size };
   }
-  private release(b: GpuBuffer): void {
-    const list = this.pool.get(b.bytes) ?? [];
-    list.push(b.buffer);
-    this.pool.set(b.bytes, list);
-  }
-  /** Hands a buffer to a tensor: it returns to the pool when the tensor is garbage-collected. */
-  adopt(owner: object, b: DeviceBuffer): void {
-    this.finalizer.register(owner, b as GpuBuffer, owner);
-  }
-  disown(owner: object): void {
-    this.finalizer.unregister(owner);
-  }
+  readonly adopt = this.pool.adopt;
+  readonly disown = this.pool.disown;
 
   upload(data: HostArray, aval: AVal): DeviceBuffer {
-    checkDType(aval.dtype);
+    checkDType(WEBGPU, aval.dtype);
     const b = this.acquire(sizeOf(aval.shape) * bytesPer(aval.dtype as ScalarType));
-    const bytes = padded(toDeviceBytes(data, aval.dtype));
+    const bytes = padded(toStorage(WEBGPU, data, aval.dtype));
     // a queue write lands before commands not yet submitted: recorded kernels may still read this pooled buffer
     this.flush();
     // host arrays never live in a SharedArrayBuffer (the DOM typings of writeBuffer refuse one)
@@ -152,7 +146,7 @@ export class WebGpuBackend implements Backend {
     await this.check();
     const raw = staging.getMappedRange().slice(0);
     staging.destroy();
-    return fromDeviceBytes(raw, n, aval.dtype);
+    return fromStorage(WEBGPU, raw, n, aval.dtype);
   }
 
   /**
@@ -188,7 +182,7 @@ export class WebGpuBackend implements Backend {
     let p = this.pipelines.get(key);
     if (!p) {
       const { code, sizeBinding } = render();
-      dumpKernel(name, code);
+      dumpKernel(name, `${name}-${fnv1aHex(code)}.wgsl`, code);
       this.gpu.pushErrorScope('validation');
       const module = this.gpu.createShaderModule({ code });
       // an explicit layout keeps every argument bound, used or not (the two passes of argsort share them)
@@ -214,14 +208,7 @@ export class WebGpuBackend implements Backend {
   }
 
   compile(g: Graph, opts: { donated?: ReadonlySet<number>; replacedBy?: ReadonlyMap<number, number> } = {}): Executable {
-    for (const n of g.nodes) checkDType(n.aval.dtype);
-    let plan: Plan;
-    try {
-      plan = buildPlan(g, { bytesPer, maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage, donated: opts.donated, replacedBy: opts.replacedBy });
-    } catch (e) {
-      if (e instanceof UnsupportedDType) throw new WebGpuError(`webgpu: ${e.message} is not supported`);
-      throw e;
-    }
+    const plan = planFor(g, { ...WEBGPU, maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage }, opts);
     this.checkLimits(plan);
     const { matmulTile } = webgpuDebug;
     const caps: WgslCaps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels, subgroups: this.info.subgroups && webgpuDebug.subgroups, workgroupStorage: this.gpu.limits.maxComputeWorkgroupStorageSize, ...(matmulTile ? { matmulTile } : {}) };
@@ -359,7 +346,7 @@ export class WebGpuBackend implements Backend {
     plan.buffers.forEach((b, i) => {
       if (b.donor === undefined || b.output) return;
       if (spareFor[i]! >= 0) r.own[spareFor[i]!] = inputs[b.donor]!;
-      else this.release(inputs[b.donor]!);
+      else this.pool.put(inputs[b.donor]!);
     });
     return outs;
   }
@@ -374,29 +361,8 @@ export class WebGpuBackend implements Backend {
   }
 
   stats(): { liveBuffers: number; pooled: number; pipelines: number; bindGroupsCreated: number } {
-    let pooled = 0;
-    for (const l of this.pool.values()) pooled += l.length;
-    return { liveBuffers: this.liveBuffers, pooled, pipelines: this.pipelines.size, bindGroupsCreated: this.bindGroupsCreated };
+    return { liveBuffers: this.liveBuffers, pooled: this.pool.size, pipelines: this.pipelines.size, bindGroupsCreated: this.bindGroupsCreated };
   }
-}
-
-/** TWINFLOW_DUMP_KERNELS=1 prints every generated kernel to stderr; =DIR writes them to DIR/NAME.wgsl. */
-function dumpKernel(name: string, code: string): void {
-  const where = typeof process !== 'undefined' ? process.env.TWINFLOW_DUMP_KERNELS : undefined;
-  if (!where) return;
-  if (where === '1') console.error(`// ---- ${name}\n${code}`);
-  else {
-    // node:fs through getBuiltinModule keeps this file importable in a browser
-    const fs = (process as unknown as { getBuiltinModule(m: string): typeof import('node:fs') }).getBuiltinModule('node:fs');
-    fs.mkdirSync(where, { recursive: true });
-    fs.writeFileSync(`${where}/${name}-${hash(code)}.wgsl`, code);
-  }
-}
-
-function hash(s: string): string {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return (h >>> 0).toString(16).padStart(8, '0');
 }
 
 function padded(a: Uint8Array): Uint8Array {
@@ -404,23 +370,6 @@ function padded(a: Uint8Array): Uint8Array {
   const p = new Uint8Array(Math.ceil(a.byteLength / 4) * 4);
   p.set(a);
   return p;
-}
-
-function toDeviceBytes(data: HostArray, dtype: DType): Uint8Array {
-  if (dtype === 'bool') return new Uint8Array(Uint32Array.from(data).buffer);
-  if (dtype === 'f16') return padded(new Uint8Array(Uint16Array.from(data, (v) => f16Bits(v)).buffer));
-  if (dtype === 'f32' && !(data instanceof Float32Array)) return new Uint8Array(Float32Array.from(data).buffer);
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-}
-
-function fromDeviceBytes(raw: ArrayBuffer, n: number, dtype: DType): HostArray {
-  switch (dtype) {
-    case 'bool': return Uint8Array.from(new Uint32Array(raw, 0, n));
-    case 'f16': return Float32Array.from(new Uint16Array(raw, 0, n), f16FromBits);
-    case 'i32': return new Int32Array(raw, 0, n);
-    case 'u32': return new Uint32Array(raw, 0, n);
-    default: return new Float32Array(raw, 0, n);
-  }
 }
 
 let instance: WebGpuBackend | undefined;
@@ -431,11 +380,5 @@ export function webgpuInstance(): WebGpuBackend | undefined {
 
 registerBackend({
   name: 'webgpu',
-  async create(options) {
-    try {
-      return (instance = new WebGpuBackend(options?.device ? adoptDevice(options.device) : await openDevice()));
-    } catch (e) {
-      throw new BackendUnavailableError((e as Error).message);
-    }
-  },
+  create: async (options) => (instance = new WebGpuBackend(options?.device ? adoptDevice(options.device) : await openDevice())),
 });

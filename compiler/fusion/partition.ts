@@ -1,19 +1,24 @@
 // Fusion: partition a graph into groups, each compiled to one kernel with one output (its root).
 // Nodes are visited consumers-first; a node joins its consumers' group when all of its consumers are in
-// that one group and the group's skeleton can take it:
-//   - elementwise and movement ops join any map or reduce group, and the epilogue of a matmul group;
-//     a matmul's operands take movement ops only (compute there would be repeated per tile);
+// that one group and the group's skeleton can take it, by the node's fusion role in the lowering table
+// (compiler/lower/rules.ts, where each primitive's role is declared once):
+//   - elementwise, movement and opaque nodes join any map or reduce group, and the epilogue of a matmul group;
+//     a matmul's operands take movement nodes only (compute there would be repeated per tile);
 //   - a reduction joins a group whose root has the reduction's input shape (softmax, layerNorm: several
 //     reductions over the same rows, then elementwise work on the row) or its output shape (epilogue);
-//   - a dot joins a map group whose root has its output shape (bias, activation, residual epilogues).
+//   - a dot joins a map group whose root has its output shape (bias, activation, residual epilogues);
+//   - sorts and scatters make groups of their own.
+// One case is left to lowering: a reduction's result read at coordinates other than its own row (through a
+// transpose or slice, say) cannot be fused, and only the index arithmetic shows it; lowering then asks for
+// that node to be materialized (FusionMismatch) and the planner partitions again.
 // Because every non-root member has all its consumers inside its group, groups form a DAG.
 // A reshape that would have to be materialized on its own is an alias of its input's buffer instead.
 // A cheap elementwise node (a few ops over materialized values or constants) that several groups need is
 // inlined: recomputed in each of them rather than written and read back.
 
 import type { Graph, Node, PrimNode } from '../../dsl/graph.ts';
-import type { Primitive } from '../../dsl/primitives.ts';
 import { shapeEq, sizeOf, type Shape } from '../../dsl/shape.ts';
+import { type FusionRole, ruleOf } from '../lower/rules.ts';
 
 export type GroupKind = 'map' | 'reduce' | 'matmul' | 'scatter' | 'sort';
 
@@ -42,16 +47,17 @@ export interface Partition {
   aliasOf: Map<number, number>;
 }
 
-const MOVEMENT = new Set<Primitive>(['broadcast', 'reshape', 'transpose', 'slice']);
-const NOT_INLINABLE = new Set<Primitive>(['reduceSum', 'reduceMax', 'reduceMin', 'reduceProd', 'argmax', 'argmin', 'dot', 'argsort', 'scatterAdd', 'gather', 'threefry']);
 /** Most primitive applications an inlined node may cost, counting its inlined producers. */
 const INLINE_COST = 8;
-const REDUCE = new Set<Primitive>(['reduceSum', 'reduceMax', 'reduceMin', 'reduceProd', 'argmax', 'argmin']);
 
+const role = (n: PrimNode): FusionRole => ruleOf(n).fusion;
+const inlinable = (n: PrimNode) => role(n) === 'elementwise' || role(n) === 'movement';
 function reduceAxes(n: PrimNode): number[] {
-  if (n.prim === 'argmax' || n.prim === 'argmin') return [n.attrs.axis];
-  return (n.attrs as { axes: number[] }).axes;
+  const rule = ruleOf(n);
+  if (rule.fusion !== 'reduce') throw new Error(`internal: ${n.prim} is not a reduction`);
+  return rule.axes(n);
 }
+const GROUP_OF_ROLE: Record<FusionRole, GroupKind> = { elementwise: 'map', movement: 'map', opaque: 'map', reduce: 'reduce', dot: 'matmul', scatter: 'scatter', sort: 'sort' };
 
 /** `forcedRoots`: nodes that must be materialized (lowering asks for this when a fusion does not fit). */
 export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()): Partition {
@@ -63,7 +69,7 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
   const cost = new Float64Array(g.nodes.length);
   for (const n of g.nodes) {
     if (n.kind !== 'prim') continue;
-    cost[n.id] = NOT_INLINABLE.has(n.prim) || forcedRoots.has(n.id) ? Infinity : 1 + n.inputs.reduce((c, i) => c + (cost[i]! <= INLINE_COST ? cost[i]! : 0), 0);
+    cost[n.id] = !inlinable(n) || forcedRoots.has(n.id) ? Infinity : 1 + n.inputs.reduce((c, i) => c + (cost[i]! <= INLINE_COST ? cost[i]! : 0), 0);
   }
   const inlined = new Set<number>();
   const aliasOf = new Map<number, number>();
@@ -71,43 +77,45 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
   const shapeOf = (id: number) => g.nodes[id]!.aval.shape;
 
   const canJoin = (n: PrimNode, grp: Group): boolean => {
-    if (REDUCE.has(n.prim)) {
+    const r = role(n);
+    if (r === 'reduce') {
       const x = shapeOf(n.inputs[0]!);
       const axes = reduceAxes(n);
       if (grp.kind === 'map') return shapeEq(shapeOf(grp.root), x) || shapeEq(shapeOf(grp.root), n.aval.shape);
       return grp.kind === 'reduce' && shapeEq(grp.signature!.shape, x) && axes.join() === grp.signature!.axes.join();
     }
-    if (n.prim === 'dot') return grp.kind === 'map' && shapeEq(shapeOf(grp.root), n.aval.shape);
-    if (n.prim === 'argsort' || n.prim === 'scatterAdd') return false;
-    if (grp.kind === 'matmul' && feedsDot(n, grp)) return MOVEMENT.has(n.prim);
+    if (r === 'dot') return grp.kind === 'map' && shapeEq(shapeOf(grp.root), n.aval.shape);
+    if (r === 'sort' || r === 'scatter') return false;
+    if (grp.kind === 'matmul' && feedsDot(n, grp)) return r === 'movement';
     return grp.kind !== 'scatter' && grp.kind !== 'sort';
   };
   const canStore = (n: PrimNode, grp: Group): boolean => {
-    if (REDUCE.has(n.prim) || n.prim === 'dot') return false;
+    if (role(n) === 'reduce' || role(n) === 'dot') return false;
     if (grp.kind === 'map' || grp.kind === 'matmul') return shapeEq(n.aval.shape, shapeOf(grp.root)) && !(grp.kind === 'matmul' && feedsDot(n, grp));
     if (grp.kind !== 'reduce') return false;
     const { shape, axes } = grp.signature!;
     return shapeEq(n.aval.shape, shape) || shapeEq(n.aval.shape, shape.filter((_, d) => !axes.includes(d)));
   };
+  const readsBuffers = (c: number) => role(g.nodes[c] as PrimNode) === 'sort';
   const feedsDot = (n: PrimNode, grp: Group) => consumers[n.id]!.some((c) => c === grp.core[0] || grp.prologue.has(c));
 
   const join = (n: PrimNode, grp: Group) => {
     groupOf[n.id] = grp.id;
     grp.members.add(n.id);
-    if (REDUCE.has(n.prim)) {
+    if (role(n) === 'reduce') {
       if (grp.kind === 'map') {
         grp.kind = 'reduce';
         grp.signature = { shape: shapeOf(n.inputs[0]!), axes: reduceAxes(n) };
       }
       grp.core.unshift(n.id); // visited consumers-first: earlier stages are found later
-    } else if (n.prim === 'dot') {
+    } else if (role(n) === 'dot') {
       grp.kind = 'matmul';
       grp.core.push(n.id);
     } else if (grp.kind === 'matmul' && feedsDot(n, grp)) grp.prologue.add(n.id);
   };
 
   const start = (n: PrimNode) => {
-    const kind: GroupKind = REDUCE.has(n.prim) ? 'reduce' : n.prim === 'dot' ? 'matmul' : n.prim === 'scatterAdd' ? 'scatter' : n.prim === 'argsort' ? 'sort' : 'map';
+    const kind = GROUP_OF_ROLE[role(n)];
     const grp: Group = { id: groups.length, kind, root: n.id, members: new Set([n.id]), core: [], prologue: new Set(), extraOutputs: [] };
     if (kind === 'reduce') grp.signature = { shape: shapeOf(n.inputs[0]!), axes: reduceAxes(n) };
     if (kind === 'reduce' || kind === 'matmul') grp.core.push(n.id);
@@ -130,8 +138,9 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
       join(n, grp);
       if (isOutput.has(n.id)) grp.extraOutputs.push(n.id);
     }
-    // a node read by an alias must have a buffer for the alias to view, so it is never inlined
-    else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0 && !cs.some((c) => aliasOf.has(c))) inlined.add(n.id);
+    // a node read by an alias must have a buffer for the alias to view, and a sort loads its input from a
+    // buffer, so neither reads an inlined node
+    else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0 && !cs.some((c) => aliasOf.has(c) || readsBuffers(c))) inlined.add(n.id);
     else if (n.prim === 'reshape' && !isOutput.has(n.id)) aliasOf.set(n.id, n.inputs[0]!);
     else start(n);
   }

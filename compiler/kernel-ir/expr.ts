@@ -2,17 +2,17 @@
 // hash-consed (structurally equal expressions are the same object), so equality is identity, common
 // subexpressions are shared for free, and a kernel's canonical text is its cache key.
 
+import { type BinaryPrimitive, COMPARE, type UnaryPrimitive } from '../../dsl/primitives.ts';
+
 /** Element types of kernels. f64 is the cpu oracle's alone; bf16 exists where a backend stores it (CUDA, not WGSL). */
 export type ScalarType = 'f32' | 'f16' | 'bf16' | 'i32' | 'u32' | 'bool';
 /** 16-bit float types: stored narrow, accumulated (sums, products, dot products) in f32. */
 export const isHalf = (t: ScalarType): t is 'f16' | 'bf16' => t === 'f16' || t === 'bf16';
 
-export type UnaryOp =
-  | 'neg' | 'abs' | 'sign' | 'exp' | 'log' | 'log1p' | 'expm1' | 'sin' | 'cos' | 'tanh' | 'logistic' | 'sqrt'
-  | 'rsqrt' | 'erf' | 'floor' | 'ceil' | 'round' | 'not';
-export type BinaryOp =
-  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min' | 'rem' | 'and' | 'or' | 'xor' | 'shiftRight'
-  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+/** The scalar operations are the one-operation elementwise primitives (dsl/primitives.ts). */
+export type UnaryOp = UnaryPrimitive;
+export type BinaryOp = BinaryPrimitive;
+const IS_COMPARE: ReadonlySet<string> = new Set(COMPARE);
 
 export type Expr =
   | { readonly op: 'const'; readonly id: number; readonly type: ScalarType; readonly value: number }
@@ -66,7 +66,7 @@ export const stage = (s: number, type: ScalarType): Expr => intern({ op: 'stage'
 export const unary = (fn: UnaryOp, a: Expr): Expr =>
   intern({ op: 'unary', type: a.type, fn, a });
 export const binary = (fn: BinaryOp, a: Expr, b: Expr): Expr =>
-  intern({ op: 'binary', type: ['eq', 'ne', 'lt', 'le', 'gt', 'ge'].includes(fn) ? 'bool' : a.type, fn, a, b });
+  intern({ op: 'binary', type: IS_COMPARE.has(fn) ? 'bool' : a.type, fn, a, b });
 export const select = (c: Expr, a: Expr, b: Expr): Expr => (a === b ? a : intern({ op: 'select', type: a.type, c, a, b }));
 export const cast = (a: Expr, type: ScalarType): Expr => (a.type === type ? a : intern({ op: 'cast', type, a }));
 export const threefry = (word: 0 | 1, k0: Expr, k1: Expr, x0: Expr, x1: Expr): Expr =>

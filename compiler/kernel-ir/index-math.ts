@@ -2,7 +2,7 @@
 // into index expressions; these rules (sums kept canonical, constants distributed, div/mod by constants
 // resolved with value ranges) turn the usual split-and-merge patterns back into plain affine indices.
 
-import { binary, type Expr, int } from './expr.ts';
+import { binary, type Expr, int, topoOrder } from './expr.ts';
 
 type Range = readonly [number, number];
 const UNKNOWN: Range = [-Infinity, Infinity];
@@ -166,4 +166,31 @@ export function delinearize(flat: Expr, shape: readonly number[]): Expr[] {
     stride *= shape[d]!;
   }
   return out;
+}
+
+/**
+ * An index as an affine form: the coefficient of each variable (by name), of each other term (with the names of
+ * the variables inside it), and a constant. Renderers read strides off it (vector loads, coalescing).
+ */
+export function affineForm(e: Expr): { vars: Map<string, number>; opaque: { k: number; vars: Set<string> }[]; c: number } {
+  const { ts, c } = terms(e);
+  const vars = new Map<string, number>();
+  const opaque: { k: number; vars: Set<string> }[] = [];
+  for (const [t, k] of ts) {
+    if (t.op === 'var') vars.set(t.name, (vars.get(t.name) ?? 0) + k);
+    else opaque.push({ k, vars: new Set(topoOrder([t]).flatMap((y) => (y.op === 'var' ? [y.name] : []))) });
+  }
+  return { vars, opaque, c };
+}
+
+/**
+ * Whether a load can move V elements at a time along variable `along` (extent `limit`): its index advances by 1
+ * with that variable and every V-aligned position is a V-aligned address.
+ */
+export function vectorizable(x: Expr, along: string, V: number, limit: number): boolean {
+  if (x.op !== 'load' || limit % V !== 0) return false;
+  const { vars, opaque, c } = affineForm(x.index);
+  if (vars.get(along) !== 1 || c % V !== 0) return false;
+  for (const [name, k] of vars) if (name !== along && k % V !== 0) return false;
+  return opaque.every((o) => !o.vars.has(along) && o.k % V === 0);
 }

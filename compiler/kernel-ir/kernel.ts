@@ -69,12 +69,12 @@ export type Kernel =
  */
 export function kernelKey(k: Kernel, opts: { sizes?: boolean } = {}): string {
   const sized = opts.sizes !== false || k.kind !== 'map';
-  const roots: Expr[] = [];
-  const stores = (ss: Store[]) => ss.map((s) => (roots.push(s.index, s.value), s.arg));
+  const roots = kernelRoots(k);
+  const args = (ss: Store[]) => ss.map((s) => s.arg);
   const shape =
-    k.kind === 'map' ? [k.kind, sized ? k.size : -1, stores(k.stores)]
-    : k.kind === 'reduce' ? [k.kind, k.rows, k.cols, k.strategy, k.stages.map((s) => (roots.push(s.body), [s.fn, s.type])), stores(k.rowStores), stores(k.colStores)]
-    : [k.kind, k.batch, k.m, k.n, k.k, k.accType, (roots.push(k.a, k.b), 0), stores(k.stores)];
+    k.kind === 'map' ? [k.kind, sized ? k.size : -1, args(k.stores)]
+    : k.kind === 'reduce' ? [k.kind, k.rows, k.cols, k.strategy, k.stages.map((s) => [s.fn, s.type]), args(k.rowStores), args(k.colStores)]
+    : [k.kind, k.batch, k.m, k.n, k.k, k.accType, 0, args(k.stores)];
   const order = topoOrder(roots);
   const local = new Map(order.map((e, i) => [e.id, i]));
   const text = order.map((e) => {
@@ -84,6 +84,17 @@ export function kernelKey(k: Kernel, opts: { sizes?: boolean } = {}): string {
     const drop = (key: string, v: unknown) => (['a', 'b', 'c', 'index', 'k0', 'k1', 'x0', 'x1'].includes(key) && typeof v === 'object') || (!sized && key === 'range');
     return `${JSON.stringify(rest, (key, v) => (drop(key, v) ? undefined : v))}${kids.join(',')}`;
   });
-  const args = sized ? k.args : k.args.map(({ type, access }) => ({ type, access }));
-  return JSON.stringify([shape, args, text, roots.map((r) => local.get(r.id))]);
+  const argList = sized ? k.args : k.args.map(({ type, access }) => ({ type, access }));
+  return JSON.stringify([shape, argList, text, roots.map((r) => local.get(r.id))]);
 }
+
+/** The expressions a kernel evaluates, in a fixed order: stage bodies (or matmul operands), then each store's index and value. */
+export function kernelRoots(k: Kernel): Expr[] {
+  const stores = (ss: Store[]) => ss.flatMap((s) => [s.index, s.value]);
+  if (k.kind === 'map') return stores(k.stores);
+  if (k.kind === 'reduce') return [...k.stages.map((s) => s.body), ...stores(k.rowStores), ...stores(k.colStores)];
+  return [k.a, k.b, ...stores(k.stores)];
+}
+
+/** Every expression a kernel evaluates, each once, children first. */
+export const kernelExprs = (k: Kernel): Expr[] => topoOrder(kernelRoots(k));

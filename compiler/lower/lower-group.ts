@@ -1,18 +1,17 @@
 // Lowering a fused group to a kernel: the value of the group's root at symbolic coordinates, built by walking
-// the group's nodes. Movement ops become index arithmetic, elementwise ops become expressions, values from
-// outside the group become loads. Reductions (and the dot) of the group are referenced as stage results,
-// which is only valid at the kernel's own row (or output element); anything else is a FusionMismatch and
-// the planner materializes that node instead.
+// the group's nodes with each primitive's rule (rules.ts): movement ops become index arithmetic, elementwise
+// ops expressions, values from outside the group loads. Reductions (and the dot) of the group are referenced
+// as stage results, which is only valid at the kernel's own row (or output element); a stage read elsewhere is
+// a FusionMismatch and the planner materializes that node instead.
 
 import type { DType } from '../../dsl/dtype.ts';
 import type { Graph, PrimNode } from '../../dsl/graph.ts';
 import { shapeEq, sizeOf, type Shape } from '../../dsl/shape.ts';
-import {
-  binary, cast, type Expr, int, isHalf, konst, load, type ScalarType, select, stage, threefry, unary, variable,
-} from '../kernel-ir/expr.ts';
-import { delinearize, iadd, iclamp, idiv, imod, imul, linearize, rangeOf } from '../kernel-ir/index-math.ts';
-import type { Kernel, KernelArg, ReduceFn, Stage, Store } from '../kernel-ir/kernel.ts';
+import { binary, cast, type Expr, int, isHalf, konst, load, type ScalarType, select, stage, variable } from '../kernel-ir/expr.ts';
+import { delinearize, iclamp, linearize } from '../kernel-ir/index-math.ts';
+import type { Kernel, KernelArg, Stage, Store } from '../kernel-ir/kernel.ts';
 import type { Group } from '../fusion/partition.ts';
+import { ruleOf } from './rules.ts';
 
 export class FusionMismatch extends Error {
   constructor(readonly node: number) {
@@ -40,10 +39,6 @@ export interface LoweringContext {
   /** The kernel's argument list, filled by argFor (and by the planner for outputs). */
   args: KernelArg[];
 }
-
-const REDUCE_FN: Partial<Record<string, ReduceFn>> = {
-  reduceSum: 'sum', reduceMax: 'max', reduceMin: 'min', reduceProd: 'prod', argmax: 'argmax', argmin: 'argmin',
-};
 
 /** Coordinates of a reduce kernel: the row's outer coordinates and the column coordinates, merged per axes. */
 function mergeCoords(shape: Shape, axes: readonly number[], outer: Expr[], inner: Expr[]): Expr[] {
@@ -87,82 +82,10 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArgs: number[], n
       // f16/bf16 sums, products and dot products accumulate in f32
       return isHalf(type) && core.wide ? cast(stage(core.stage, 'f32'), type) : stage(core.stage, type);
     }
-    const x = (k: number, c: Expr[] = coords) => at(p.inputs[k]!, c);
-    const inShape = (k: number) => node(p.inputs[k]!).aval.shape;
-    switch (p.prim) {
-      case 'neg': case 'abs': case 'sign': case 'exp': case 'log': case 'log1p': case 'expm1': case 'sin': case 'cos':
-      case 'tanh': case 'logistic': case 'sqrt': case 'rsqrt': case 'erf': case 'floor': case 'ceil': case 'round': case 'not':
-        return unary(p.prim, x(0));
-      case 'cast':
-        return cast(x(0), type);
-      case 'stopGradient':
-        return x(0);
-      case 'add': case 'sub': case 'mul': case 'div': case 'pow': case 'max': case 'min': case 'rem': case 'and': case 'or':
-      case 'xor': case 'shiftRight': case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge':
-        return binary(p.prim, x(0), x(1));
-      case 'select':
-        return select(x(0), x(1), x(2));
-      case 'broadcast':
-        return x(0, coords.map((c, d) => (inShape(0)[d] === 1 ? int(0) : c)));
-      case 'reshape':
-        return x(0, delinearize(linearize(coords, p.aval.shape), inShape(0)));
-      case 'transpose': {
-        const c = new Array<Expr>(coords.length);
-        p.attrs.perm.forEach((src, d) => (c[src] = coords[d]!));
-        return x(0, c);
-      }
-      case 'slice':
-        return x(0, coords.map((c, d) => iadd(imul(c, p.attrs.strides[d]!), p.attrs.starts[d]!)));
-      case 'pad': {
-        const { lo, interior, value } = p.attrs;
-        let inside: Expr | undefined;
-        const src = coords.map((c, d) => {
-          const q = iadd(c, -lo[d]!);
-          const step = interior[d]! + 1, len = inShape(0)[d]!;
-          const [qlo, qhi] = rangeOf(q);
-          const conds: Expr[] = [];
-          if (qlo < 0) conds.push(binary('ge', q, int(0)));
-          if (qhi > (len - 1) * step) conds.push(binary('le', q, int((len - 1) * step)));
-          const qc = iclamp(q, (len - 1) * step + 1);
-          if (step > 1) conds.push(binary('eq', imod(qc, step), int(0)));
-          for (const k of conds) inside = inside ? binary('and', inside, k) : k;
-          return step > 1 ? idiv(qc, step) : qc;
-        });
-        const v = x(0, src);
-        return inside ? select(inside, v, konst(value, type)) : v;
-      }
-      case 'concat': {
-        const axis = p.attrs.axis;
-        let offset = 0;
-        const parts = p.inputs.map((_, k) => {
-          const len = inShape(k)[axis]!;
-          const local = iclamp(iadd(coords[axis]!, -offset), len);
-          const part = { end: offset + len, value: x(k, coords.map((c, d) => (d === axis ? local : c))) };
-          offset += len;
-          return part;
-        });
-        return parts.slice(0, -1).reduceRight((rest, part) => select(binary('lt', coords[axis]!, int(part.end)), part.value, rest), parts[parts.length - 1]!.value);
-      }
-      case 'iota':
-        return cast(coords[p.attrs.axis]!, type);
-      case 'gather': {
-        const { axis } = p.attrs;
-        const ir = inShape(1).length;
-        const idx = cast(x(1, coords.slice(axis, axis + ir)), 'i32');
-        const k = iclamp(idx, inShape(0)[axis]!);
-        return x(0, [...coords.slice(0, axis), k, ...coords.slice(axis + ir)]);
-      }
-      case 'threefry': {
-        const last = coords.length - 1;
-        const key = [x(0, [int(0)]), x(0, [int(1)])] as const;
-        const ctr = [x(1, [...coords.slice(0, last), int(0)]), x(1, [...coords.slice(0, last), int(1)])] as const;
-        const w = coords[last]!;
-        const word = (k: 0 | 1) => threefry(k, key[0], key[1], ctr[0], ctr[1]);
-        return w.op === 'const' ? word(w.value as 0 | 1) : select(binary('eq', w, int(0)), word(0), word(1));
-      }
-      default:
-        throw new FusionMismatch(id);
-    }
+    const rule = ruleOf(p);
+    // reductions and dots are stages of their own group (coreAt), sorts and scatters groups of their own
+    if (!('at' in rule)) throw new Error(`internal: ${p.prim} node %${id} reached as an element of a ${grp.kind} group`);
+    return rule.at({ node: p, coords, type, x: (k, c = coords) => at(p.inputs[k]!, c), inShape: (k) => node(p.inputs[k]!).aval.shape });
   };
 
   const args = cx.args;
@@ -185,7 +108,9 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArgs: number[], n
     const full = mergeCoords(shape, axes, o, c);
     const stages: Stage[] = grp.core.map((id, k) => {
       const r = node(id) as PrimNode;
-      const fn = REDUCE_FN[r.prim]!;
+      const rule = ruleOf(r);
+      if (rule.fusion !== 'reduce') throw new Error(`internal: ${r.prim} node %${id} as a reduction stage`);
+      const fn = rule.fn;
       const wide = isHalf(typeOf(id)) && (fn === 'sum' || fn === 'prod');
       const body = wide ? cast(at(r.inputs[0]!, full), 'f32') : at(r.inputs[0]!, full);
       coreAt.set(id, { coords: o, stage: k, wide });

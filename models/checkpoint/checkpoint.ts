@@ -12,7 +12,7 @@ import { CheckpointError, checkpointFromBytes, checkpointToBytes, MANIFEST_FILE,
 export type { TrainState } from './codec.ts';
 
 
-async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
+async function writeAtomic(file: string, data: Uint8Array): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     const fh = await open(tmp, 'w');
@@ -29,12 +29,20 @@ async function writeAtomic(file: string, data: Uint8Array | string): Promise<voi
   }
 }
 
+/** The files of a checkpoint by name, the manifest last (models/checkpoint/run-folder.ts writes them as one set). */
+export async function checkpointFiles(state: TrainState, config: unknown): Promise<Map<string, Uint8Array>> {
+  const manifest = manifestText(state.step, config); // checks the step before anything is encoded
+  const files = new Map<string, Uint8Array>();
+  for (const part of PARTS) files.set(PART_FILES[part], await partToBytes(state[part], part, state.step));
+  files.set(MANIFEST_FILE, new TextEncoder().encode(manifest));
+  return files;
+}
+
 /** Writes `state` and `config` (any JSON value) into `dir`, creating it if needed and replacing a previous checkpoint. */
 export async function saveCheckpoint(dir: string, state: TrainState, config: unknown): Promise<void> {
-  const manifest = manifestText(state.step, config); // checks the step before anything is written
+  const files = await checkpointFiles(state, config);
   await mkdir(dir, { recursive: true });
-  for (const part of PARTS) await writeAtomic(path.join(dir, PART_FILES[part]), await partToBytes(state[part], part, state.step));
-  await writeAtomic(path.join(dir, MANIFEST_FILE), manifest);
+  for (const [name, bytes] of files) await writeAtomic(path.join(dir, name), bytes);
 }
 
 /**

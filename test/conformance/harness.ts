@@ -7,6 +7,7 @@ import * as tw from 'twinflow';
 import { roundBF16, roundF16 } from '../../dsl/float-formats.ts';
 import { type Case, cases, type InputSpec } from './cases.ts';
 import { rng } from '../support/rng.ts';
+import { fnv1a } from '../../dsl/hash.ts';
 
 /** Per-dtype tolerance: |got - ref| <= rtol·|ref| + atol·max(1, max|ref|). */
 export const TOL = { f32: { rtol: 1e-5, atol: 1e-5 }, f16: { rtol: 1e-2, atol: 1e-2 }, bf16: { rtol: 1e-2, atol: 1e-2 } };
@@ -19,14 +20,13 @@ export function casesFor(float: Float): Case[] {
   return cases.filter((k) => float === 'f32' || HALF_CASES.has(k.name));
 }
 
-const seedOf = (name: string) => [...name].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619), 2166136261);
 
 export type HostInput = { spec: InputSpec; data: Float64Array };
 
 /** Inputs of a case, already rounded to the float type under test (so the oracle sees the same values). */
 export function makeInputs(c: Case, float: Float): HostInput[] {
   const round = float === 'f16' ? roundF16 : float === 'bf16' ? roundBF16 : Math.fround;
-  const r = rng(seedOf(c.name));
+  const r = rng(fnv1a(c.name));
   return c.inputs.map((spec) => {
     const n = spec.shape.reduce((a, b) => a * b, 1);
     const [lo, hi] = spec.range ?? (spec.dtype === 'bool' ? [0, 2] : [-2, 2]);

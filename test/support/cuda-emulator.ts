@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import koffi from 'koffi';
-import { PTX_PRIMITIVES } from '../../backends/cuda/cuda-c.ts';
+import { PTX_PRIMITIVES } from '../../backends/cuda/ptx.ts';
 import type { CudaDevice, DeviceProps, DevicePtr } from '../../backends/cuda/driver.ts';
 
 const HEADER = String.raw`#include <barrier>

@@ -194,8 +194,8 @@ describe.skipIf(missing)('the browser demo in Chromium (WebGPU on SwiftShader)',
     const file = path.join(tmp, 'tab.safetensors');
     await download.saveAs(file);
     await tw.setBackend('cpu');
-    const png = await samplePlot({ ckpt: file, nfe: 1, out: path.join(ARTIFACTS, 'tab-checkpoint-samples.png'), points: 500 });
-    expect(existsSync(png)).toBe(true);
+    const [png] = await samplePlot({ ckpt: file, nfe: 1, out: path.join(ARTIFACTS, 'tab-checkpoint-samples.png'), points: 500 });
+    expect(existsSync(png!)).toBe(true);
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);
