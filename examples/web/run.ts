@@ -26,11 +26,22 @@ async function fetchJson(url: string): Promise<unknown> {
   }
 }
 
+/**
+ * The checkpoint folder of a run: the one checkpoints/latest names, as `twinflow train` writes them, or the
+ * checkpoint/ folder of older runs (the shipped ones). A dev server answers unknown paths with the page,
+ * so the pointer must look like a step folder's name.
+ */
+async function checkpointUrl(url: string): Promise<string> {
+  const res = await fetch(`${url}checkpoints/latest`).catch(() => undefined);
+  const name = res?.ok ? (await res.text()).trim() : '';
+  return /^step-\d+$/.test(name) ? `${url}checkpoints/${name}/` : `${url}checkpoint/`;
+}
+
 /** A run directory's config and EMA parameters (only the EMA part of the checkpoint is fetched). */
 export async function loadRun(url: string): Promise<LoadedRun> {
   const config = (await fetchJson(`${url}config.json`)) as RunConfig;
   const model = modelFor(config);
   const template = initParams(model.spec, tw.random.key(0));
-  const { ema, step } = await loadCheckpoint(`${url}checkpoint/`, { ema: template });
+  const { ema, step } = await loadCheckpoint(await checkpointUrl(url), { ema: template });
   return { url, config, model, ema, step };
 }

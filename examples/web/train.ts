@@ -1,5 +1,5 @@
-// The Train tab: TwinFlow on the 2-D checkerboard, trained live in the page with the CLI's own step
-// (models/twinflow/train-step.ts: twinflowLoss, AdamW, clipping, EMA, jitted and donated), a loss plot,
+// The Train tab: TwinFlow on the 2-D checkerboard, trained live in the page with the CLI's loss, optimizer,
+// clipping, EMA, initialisation and random streams (models/twinflow/train-step.ts, jitted and donated), a loss plot,
 // 1-NFE samples as it learns, pause/resume, and a one-file checkpoint to download that
 // `npx twinflow sample --ckpt FILE.safetensors` reads.
 

@@ -1,6 +1,7 @@
-// One TwinFlow training step, shared by the CLI (`twinflow train`) and the page's train-in-the-tab:
-// twinflowLoss → valueAndGrad → clip → AdamW → EMA, jitted once, with the state and the running loss sums
-// donated. Also the run's initial state and its random streams, so both places train the same model the same way.
+// One TwinFlow training step: twinflowLoss → valueAndGrad → clip → AdamW → EMA, jitted once, with the state
+// and the running loss sums donated (the page trains with it). The run's initial state, optimizer, loss-term
+// names and random streams are here too and shared with the CLI, whose step (scripts/cli/train.ts) is this
+// computation plus its non-finite guard, so both train the same model the same way.
 
 import * as tw from '../../core.ts';
 import type { Network } from '../backbones/types.ts';
