@@ -26,15 +26,15 @@ async function fetchJson(url: string): Promise<unknown> {
   }
 }
 
-/**
- * The checkpoint folder of a run: the one checkpoints/latest names, as `twinflow train` writes them, or the
- * checkpoint/ folder of older runs (the shipped ones). A dev server answers unknown paths with the page,
- * so the pointer must look like a step folder's name.
- */
+/** The checkpoint folder of a run: the step folder checkpoints/latest names, as `twinflow train` writes them. */
 async function checkpointUrl(url: string): Promise<string> {
-  const res = await fetch(`${url}checkpoints/latest`).catch(() => undefined);
-  const name = res?.ok ? (await res.text()).trim() : '';
-  return /^step-\d+$/.test(name) ? `${url}checkpoints/${name}/` : `${url}checkpoint/`;
+  const pointer = `${url}checkpoints/latest`;
+  const res = await fetch(pointer);
+  if (!res.ok) throw new Error(`${pointer}: ${res.status} ${res.statusText || 'error'}${res.status === 404 ? ': not found, no checkpoint in this run' : ''}`);
+  const name = (await res.text()).trim();
+  // a dev server answers unknown paths with the page itself
+  if (!/^step-\d+$/.test(name)) throw new Error(`${pointer}: does not name a step folder (step-NNNNNNNN): not a twinflow run`);
+  return `${url}checkpoints/${name}/`;
 }
 
 /** A run directory's config and EMA parameters (only the EMA part of the checkpoint is fetched). */

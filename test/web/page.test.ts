@@ -115,7 +115,7 @@ describe.skipIf(missing)('the browser demo in Chromium (WebGPU on SwiftShader)',
     await build({ root: path.join(ROOT, 'examples/web'), logLevel: 'warn', build: { outDir: dist, emptyOutDir: true } });
     const corrupt = path.join(tmp, 'corrupt');
     await cp(path.join(SHIPPED, 'checkerboard'), corrupt, { recursive: true });
-    const ema = path.join(corrupt, 'checkpoint/ema.safetensors');
+    const ema = path.join(corrupt, 'checkpoints/step-00001348/ema.safetensors');
     const bytes = await readFile(ema);
     bytes[bytes.length - 5]! ^= 0x40;
     await writeFile(ema, bytes);
@@ -157,7 +157,7 @@ describe.skipIf(missing)('the browser demo in Chromium (WebGPU on SwiftShader)',
       const page1 = await choose(page, c.run, c.nfe, c.seed, c.prompt);
       const config = JSON.parse(await readFile(path.join(SHIPPED, c.run.slice(5), 'config.json'), 'utf8'));
       const model = modelFor(config);
-      const { ema } = await loadCheckpoint(`${origin}/${c.run}checkpoint/`, { ema: initParams(model.spec, tw.random.key(0)) });
+      const { ema } = await loadCheckpoint(`${origin}/${c.run}checkpoints/${(await readFile(path.join(SHIPPED, c.run.slice(5), 'checkpoints/latest'), 'utf8')).trim()}/`, { ema: initParams(model.spec, tw.random.key(0)) });
       const n = model.kind === '2d' ? 2048 : 64;
       const labels = Array.from({ length: n }, (_, i) => i % 10);
       const node = await (await generate(model, config, ema, c.nfe, n, labels, c.prompt, c.seed)).data();
@@ -221,7 +221,7 @@ describe.skipIf(missing)('the browser demo in Chromium (WebGPU on SwiftShader)',
     const { page } = await open('?run=/corrupt/');
     await page.waitForFunction(() => (globalThis as unknown as Win).twinflowDemo.errors.length > 0, undefined, { timeout: 30_000 });
     const shown = await page.textContent('#generate-error');
-    expect(shown).toMatch(/corrupt\/checkpoint\/ema\.safetensors: the data does not match its SHA-256 checksum: the file is corrupt/);
+    expect(shown).toMatch(/corrupt\/checkpoints\/step-00001348\/ema\.safetensors: the data does not match its SHA-256 checksum: the file is corrupt/);
     expect(await page.isVisible('#generate-error')).toBe(true);
     await page.screenshot({ path: path.join(ARTIFACTS, 'corrupt.png'), fullPage: true });
     await page.close();
