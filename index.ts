@@ -8,6 +8,7 @@ import { BackendUnavailableError, setBackend } from './dsl/backend.ts';
 import { TwinflowError } from './dsl/errors.ts';
 
 export { Tensor } from './dsl/tensor.ts';
+export { abstract } from './dsl/trace.ts';
 export type { DType, FloatDType, IntDType, NumericDType, ArrayFor } from './dsl/dtype.ts';
 export type { Shape } from './dsl/shape.ts';
 export { TwinflowError, ShapeError, DTypeError, TransformError } from './dsl/errors.ts';
