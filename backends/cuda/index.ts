@@ -29,7 +29,7 @@ export interface CudaBuffer {
 }
 
 /** CUDA storage: f16/bf16 as 16-bit patterns, bool as one byte; f64 is the cpu oracle's alone. */
-const CUDA: Target = {
+export const CUDA: Target = {
   name: 'cuda',
   boolBytes: 1,
   unsupported: { f64: "f64 is not supported (it is the cpu oracle's type); cast to f32 first" },

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as tw from '../../index.ts';
+import { addCompileCommand } from './compile.ts';
 import { evaluate, writeMetrics } from './eval.ts';
 import { objectiveConfig, problem } from './problem.ts';
 import { DATA_SETS, MODELS, OBJECTIVES, readJson, type RunConfig, runDirOf, runPaths, UsageError } from './runs.ts';
@@ -138,6 +139,7 @@ export function program(): Command {
       const { markdown, md, json } = await writeMetrics(o.ckpt, result);
       console.log(`${markdown}\nmetrics: ${md}, ${json}`);
     });
+  addCompileCommand(cli);
   return cli;
 }
 
