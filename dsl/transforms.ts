@@ -190,11 +190,12 @@ export function jit<F extends Fn>(f: F, opts: JitOptions = {}): Jitted<F> {
 }
 
 /**
- * The kernels f compiles to (after simplification and fusion): what each reads and writes, bytes moved,
- * flops, and the plan's peak memory.
+ * The kernels f compiles to (after simplification and fusion) on the active backend, under its limits (on cpu,
+ * a neutral target with WebGPU's default limits): what each reads and writes, bytes moved, flops, and the
+ * plan's peak memory.
  */
 export function explain(f: Fn, ...args: unknown[]): Explanation {
-  return explainGraph(simplify(traceGraph(f, args).graph, { final: true }));
+  return explainGraph(simplify(traceGraph(f, args).graph, { final: true }), backend().target);
 }
 
 /**

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import * as tw from 'twinflow';
+import { explainGraph } from '../compiler/explain.ts';
 import { mmditConfigs } from '../models/backbones/configs.ts';
 import { mmdit, mmditSpec } from '../models/backbones/mmdit.ts';
 import { abstractParams, countParams } from '../models/nn/params.ts';
@@ -58,6 +59,19 @@ describe('tw.compile', () => {
     expect(() => tw.compile(loss, args, { target: 'webgpu', limits: { maxStorageBufferBindingSize: 4096 } })).toThrow(/needs 8192 bytes, over the device's maxStorageBufferBindingSize of 4096/);
     expect(() => tw.compile(loss, [tw.abstract([64, 32], 'bf16'), tw.abstract([16, 64], 'bf16')], { target: 'webgpu' })).toThrow(/webgpu: bf16 is not supported/);
     expect(() => tw.compile(loss, args, { target: 'metal' as 'cuda' })).toThrow(/unknown target 'metal'/);
+  });
+});
+
+describe('explain under a backend\'s limits', () => {
+  it('plans with the target it is given: no kernel binds more buffers than its limit', () => {
+    const f = (a: tw.Tensor<'f32'>, b: tw.Tensor<'f32'>, c: tw.Tensor<'f32'>, d: tw.Tensor<'f32'>, e: tw.Tensor<'f32'>) => a.add(b).mul(c).sub(d).div(e.exp()).sum(1);
+    const args = Array.from({ length: 5 }, () => tw.abstract([8, 16]));
+    const g = tw.simplify(tw.traceGraph(f, args).graph, { final: true });
+    const argsOf = (e: ReturnType<typeof explainGraph>) => e.kernels.map((k) => k.reads.length + k.writes.length);
+    expect(Math.max(...argsOf(explainGraph(g)))).toBe(6); // neutral: WebGPU's default 8
+    const narrow = explainGraph(g, { name: 'test', boolBytes: 4, maxArgs: 4, unsupported: {}, error: (m) => new Error(m) });
+    expect(Math.max(...argsOf(narrow))).toBeLessThanOrEqual(4);
+    expect(narrow.kernels.length).toBeGreaterThan(1);
   });
 });
 

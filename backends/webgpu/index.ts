@@ -113,6 +113,9 @@ export const webgpuDebug = {
 
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
+  get target(): Target {
+    return { ...WEBGPU, maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage };
+  }
   readonly device: string;
   private readonly gpu: GPUDevice;
   private readonly pool = new BufferPool<GpuBuffer>();
@@ -235,7 +238,7 @@ export class WebGpuBackend implements Backend {
   }
 
   compile(g: Graph, opts: { donated?: ReadonlySet<number>; replacedBy?: ReadonlyMap<number, number> } = {}): Executable {
-    const plan = planFor(g, { ...WEBGPU, maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage }, opts);
+    const plan = planFor(g, this.target, opts);
     checkWebGpuLimits(plan, this.gpu.limits, this.info.f16);
     const { matmulTile } = webgpuDebug;
     const caps: WgslCaps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels, subgroups: this.info.subgroups && webgpuDebug.subgroups, workgroupStorage: this.gpu.limits.maxComputeWorkgroupStorageSize, ...(matmulTile ? { matmulTile } : {}) };
