@@ -90,6 +90,16 @@ describe('twinflow compile', () => {
     for (const row of ['parameters', 'kernels per run', 'unique kernels', 'flops per run', 'bytes moved per run', 'weight bytes', 'peak activation bytes', 'time per phase']) expect(md).toContain(`| ${row} |`);
   });
 
+  it('the full 60-block qwen-image-20b forward in bf16, from abstract weights: no memory for them', async () => {
+    const rss = process.memoryUsage().rss;
+    // 16 image tokens: the same kernels as at 4,096 (2,104 per run, 91 unique), a smaller peak
+    const r = await compileModel({ model: 'qwen-image-20b', target: 'cuda', tokens: 16, text: 8, dtype: 'bf16', ptx: false, out: path.join(dir, 'qwen') });
+    expect(r.parameters).toBe(20_440_630_848);
+    expect(r.compiled.summary.weightBytes).toBe(2 * r.parameters);
+    expect([r.compiled.summary.kernels, r.compiled.summary.uniqueKernels]).toEqual([2104, 91]);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(2 ** 30); // the weights would take 38 GiB
+  });
+
   it('bad input: one line naming the problem, exit code 2', async () => {
     const cases: [string[], RegExp][] = [
       [['--model', 'huge'], /argument 'huge' is invalid/],
