@@ -9,6 +9,7 @@ import { explainGraph } from '../compiler/explain.ts';
 import { mmditConfigs } from '../models/backbones/configs.ts';
 import { mmdit, mmditSpec } from '../models/backbones/mmdit.ts';
 import { abstractParams, countParams } from '../models/nn/params.ts';
+import { nvrtc } from '../backends/cuda/nvrtc.ts';
 import { compileModel } from '../scripts/cli/compile.ts';
 import { main } from '../scripts/cli/main.ts';
 
@@ -20,6 +21,14 @@ const tinyArgs = (dtype: 'f32' | 'bf16') => {
 
 const dir = mkdtempSync(path.join(tmpdir(), 'twinflow-compile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let noNvrtc: string | undefined;
+try {
+  nvrtc();
+} catch (e) {
+  noNvrtc = (e as Error).message;
+  console.warn(`compile: skipping the PTX check: ${noNvrtc}`);
+}
 
 describe('tw.compile', () => {
   it('the tiny MMDiT for CUDA: unique kernels, their use counts and the plan summary', () => {
@@ -39,6 +48,21 @@ describe('tw.compile', () => {
     expect(s.flops).toBeGreaterThanOrEqual(mm.reduce((n, k) => n + 2 * k.batch * k.m * k.n * k.k, 0));
     expect(Object.keys(s.seconds)).toEqual(['trace', 'simplify', 'plan', 'render', 'nvrtc']);
     expect(s.seconds.nvrtc).toBe(0);
+  });
+
+  it.skipIf(noNvrtc !== undefined)('PTX for every unique CUDA kernel when NVRTC loads', () => {
+    const saved = process.env.TWINFLOW_PTX_CACHE;
+    process.env.TWINFLOW_PTX_CACHE = 'off'; // NVRTC must really run
+    try {
+      const f = (x: tw.Tensor<'bf16'>, w: tw.Tensor<'bf16'>, b: tw.Tensor<'bf16'>) => tw.softmax(x.matmul(w).add(b));
+      const c = tw.compile(f, [tw.abstract([64, 32], 'bf16'), tw.abstract([32, 48], 'bf16'), tw.abstract([48], 'bf16')], { target: 'cuda', arch: 'sm_90' });
+      expect(c.summary.note).toBeUndefined();
+      expect(c.summary.seconds.nvrtc).toBeGreaterThan(0);
+      for (const k of c.kernels) expect(k.ptx).toContain(`.entry ${k.file.replace(/\.cu$/, '')}(`);
+    } finally {
+      if (saved === undefined) delete process.env.TWINFLOW_PTX_CACHE;
+      else process.env.TWINFLOW_PTX_CACHE = saved;
+    }
   });
 
   it('bf16 end to end: the tiny MMDiT traces in bf16 and compiles with bf16 storage', () => {
