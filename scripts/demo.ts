@@ -32,12 +32,12 @@ console.log(`training TwinFlow on the 2-D checkerboard: MLP width ${run.hidden},
 await rm(OUT, { recursive: true, force: true });
 const result = await train({ run, out: OUT, resume: false, checkpointEvery: run.steps, logEvery: 100, progress: process.stderr.isTTY ? 'bar' : 'lines' });
 if (result.interrupted) {
-  console.log(`interrupted at step ${result.step}; the checkpoint is in ${runPaths(OUT).checkpoint}`);
+  console.log(`interrupted at step ${result.step}; the checkpoints are in ${runPaths(OUT).checkpoints}`);
   process.exit(0);
 }
 const trainedIn = (performance.now() - t0) / 1000;
 const pngs = [];
-for (const nfe of NFES) pngs.push(await samplePlot({ ckpt: OUT, nfe }));
+for (const nfe of NFES) pngs.push(...(await samplePlot({ ckpt: OUT, nfe })));
 const metrics = await writeMetrics(OUT, await evaluate(OUT, NFES, 2048));
 const paths = runPaths(OUT);
 console.log(`\n${metrics.markdown}`);
@@ -45,5 +45,5 @@ console.log(`trained in ${trainedIn.toFixed(0)} s (${(1 / result.secPerStep).toF
 console.log(`samples over data: ${pngs.join(', ')}`);
 console.log(`loss curve:        ${paths.lossPng}`);
 console.log(`metrics:           ${metrics.md}, ${metrics.json}`);
-console.log(`checkpoint:        ${paths.checkpoint} (try: npx twinflow sample --ckpt ${OUT} --nfe 4)`);
+console.log(`checkpoints:       ${paths.checkpoints} (try: npx twinflow sample --ckpt ${OUT} --nfe 4)`);
 process.exit(0);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import * as tw from '../index.ts';
 import { evaluate, type MetricRow, metricsTable } from './cli/eval.ts';
-import { type DataSet, type ModelName, type ObjectiveName, readJson, type RunConfig, runPaths, writeJsonAtomic } from './cli/runs.ts';
+import { type DataSet, latestCheckpointOf, type ModelName, type ObjectiveName, readJson, type RunConfig, runPaths, writeJsonAtomic } from './cli/runs.ts';
 import { samplePlot } from './cli/sample.ts';
 import { train } from './cli/train.ts';
 
@@ -54,9 +54,10 @@ log(`backend: ${choice.name} on ${device} (${choice.reason})`);
 const runs = { trained: 0, reused: 0 };
 async function ensureTrained(run: RunConfig, dir: string): Promise<number> {
   const paths = runPaths(dir);
-  const ckpt = path.join(paths.checkpoint, 'checkpoint.json');
+  const folder = await latestCheckpointOf(dir);
   let resume = false;
-  if (existsSync(ckpt)) {
+  if (folder) {
+    const ckpt = path.join(folder, 'checkpoint.json');
     const saved = await readJson<RunConfig>(paths.config);
     const step = (await readJson<{ step: number }>(ckpt)).step;
     // key order does not matter: a run trained by `twinflow train` with the same flags counts as the same run
@@ -97,7 +98,7 @@ function combine(rows: MetricRow[], extra: Omit<Row, keyof MetricRow | 'seeds' |
  */
 const SCORING = 1; // bump when a metric's definition changes
 async function evaluated(dir: string, nfes: number[], samples: number): Promise<MetricRow[]> {
-  const weights = await stat(path.join(runPaths(dir).checkpoint, 'params.safetensors'));
+  const weights = await stat(path.join((await latestCheckpointOf(dir))!, 'params.safetensors'));
   const key = JSON.stringify({ scoring: SCORING, nfes, samples, weights: [weights.size, weights.mtimeMs] });
   const file = path.join(dir, 'eval.json');
   if (existsSync(file)) {

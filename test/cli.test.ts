@@ -44,7 +44,7 @@ describe('user errors: one line on stderr, exit code 2', () => {
     ['a model that does not fit the data', ['train', '--data', '2d:moons', '--model', 'mmdit-tiny', '--out', 'x'], /mmdit-tiny takes images/],
     ['--lambda with another objective', ['train', '--data', '2d:moons', '--objective', 'rcgm', '--lambda', '1/3', '--out', 'x'], /--lambda applies to --objective twinflow/],
     ['an unknown command', ['fly'], /unknown command 'fly'/],
-    ['a missing checkpoint', ['sample', '--ckpt', '/nonexistent/run'], /no checkpoint there/],
+    ['a missing run', ['sample', '--ckpt', '/nonexistent/run'], /--ckpt \/nonexistent\/run: no run there \(expected \/nonexistent\/run\/config\.json/],
   ];
   it.each(cases)('%s', async (_, args, message) => {
     const r = await cli(args);
@@ -74,7 +74,7 @@ describe('a tiny run', () => {
   }, 30_000);
 
   it('eval writes the metric table as markdown and JSON', async () => {
-    const r = await cli(['eval', '--ckpt', path.join(run, 'checkpoint'), '--nfe', '1,2', '--samples', '256', '--backend', 'cpu']);
+    const r = await cli(['eval', '--ckpt', path.join(run, 'checkpoints'), '--nfe', '1,2', '--samples', '256', '--backend', 'cpu']);
     expect(r.code, r.stderr).toBe(0);
     const md = readFileSync(path.join(run, 'metrics.md'), 'utf8');
     expect(md).toMatch(/\| sampler \| sliced W2 \| energy distance \| modes covered \| in modes \|/);
@@ -89,8 +89,9 @@ describe('a tiny run', () => {
     const r = await cli(['train', '--out', run, '--resume', '--steps', '6', '--backend', 'cpu', '--log-every', '2']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/resuming .* from step 4/);
-    expect(JSON.parse(readFileSync(path.join(run, 'checkpoint', 'checkpoint.json'), 'utf8')).step).toBe(6);
-    const history = JSON.parse(readFileSync(path.join(run, 'history.json'), 'utf8'));
+    const latest = path.join(run, 'checkpoints', readFileSync(path.join(run, 'checkpoints', 'latest'), 'utf8').trim());
+    expect(JSON.parse(readFileSync(path.join(latest, 'checkpoint.json'), 'utf8')).step).toBe(6);
+    const history = JSON.parse(readFileSync(path.join(latest, 'history.json'), 'utf8'));
     expect(history.map((h: { step: number }) => h.step)).toEqual([2, 4, 6]);
   }, 30_000);
 
@@ -119,7 +120,7 @@ it('Ctrl-C during training saves a loadable checkpoint and exits 0', async () =>
   });
   expect(sent).toBe(true);
   expect(r.code, r.stderr).toBe(0);
-  expect(r.stdout).toMatch(/interrupted at step \d+; checkpoint saved/);
+  expect(r.stdout).toMatch(/interrupted at step \d+ \(SIGINT\); checkpoint saved/);
   const config = JSON.parse(readFileSync(path.join(run, 'config.json'), 'utf8')) as RunConfig;
   const ckpt = await loadRun(run, config);
   expect(ckpt.step).toBeGreaterThanOrEqual(2);

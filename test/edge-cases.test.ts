@@ -204,6 +204,78 @@ describe('singularities guarded by where', () => {
   });
 });
 
+describe('pow at a zero base and at negative bases', () => {
+  const d = (f: (a: T, b: T) => T, argnums: 0 | 1) => (a: number[], b: number[]) =>
+    tw.grad((x: T, y: T) => tw.sum(f(x, y)), { argnums })(f64(a), f64(b)) as T;
+
+  it('d/dx x^b at x = 0: 0 for b = 0 (x⁰ is constant; 0·0⁻¹ was NaN), 1 for b = 1, 0 for b = 2, 3', async () => {
+    const dx = d(tw.pow, 0);
+    expect(unsign(await vals(dx([0, 0, 0, 0], [0, 1, 2, 3])))).toEqual([0, 1, 0, 0]);
+    // a scalar exponent 0, and forward mode: 0 everywhere, including x = 0
+    const f = (t: T) => tw.sum(tw.pow(t, 0));
+    expect(unsign(await vals(tw.grad(f)(f64([0, 1.5, -2])) as T))).toEqual([0, 0, 0]);
+    const [, tan] = tw.jvp(f, [f64([0, 1.5, -2])], [f64([1, 1, 1])]);
+    expect((await tan.item()) + 0).toBe(0);
+    // second order: d²/dx² x¹ = 0 at x = 0 (its derivative 1·x⁰ has the b = 0 case inside)
+    const d2 = tw.grad((t: T) => tw.sum(tw.grad((s: T) => tw.sum(tw.pow(s, 1)))(t)))(f64([0, 2])) as T;
+    expect(unsign(await vals(d2))).toEqual([0, 0]);
+  });
+
+  it('d/db x^b: log(x)·x^b for x > 0; 0 at x = 0 (b > 0: constant 0) and for x < 0 (not real-differentiable in b)', async () => {
+    const db = d(tw.pow, 1);
+    const g = await vals(db([0, 0, 2, -2, -1.5], [1, 2.5, 3, 2, 3]));
+    expectNoNaN(g);
+    expectClose(g, [0, 0, 8 * Math.log(2), 0, 0]);
+  });
+
+  it('negative bases with integer exponents: d/dx x^b = b·x^(b-1), against central differences', async () => {
+    for (const b of [2, 3, -1, -2]) {
+      const f = (t: T) => tw.sum(tw.pow(t, b));
+      const x = [-2, -1.5, -0.5];
+      const g = await vals(tw.grad(f)(f64(x)) as T);
+      expectClose(g, x.map((v) => b * v ** (b - 1)), 1e-14, 0);
+      expectClose(g, await numGrad(f, x, [3]), 1e-6, 1e-9);
+    }
+  });
+});
+
+describe('derivatives in the tails of tanh and sigmoid', () => {
+  // references in plain float64 from cosh, which has no cancellation: tanh' = 1/cosh²(x), σ' = 1/(4cosh²(x/2))
+  const sech2 = (x: number) => 1 / Math.cosh(x) ** 2;
+  const dsigmoid = (x: number) => 1 / (4 * Math.cosh(x / 2) ** 2);
+
+  it("tanh' and σ' keep their digits where tanh and σ round to ±1 (1 − tanh² and σ(1 − σ) give 0 there)", async () => {
+    const x = [-40, -20, -8, 0, 0.3, 8, 20, 40];
+    const gt = await vals(tw.grad((t: T) => tw.sum(tw.tanh(t)))(f64(x)) as T);
+    expectClose(gt, x.map(sech2), 1e-14, 0);
+    const gs = await vals(tw.grad((t: T) => tw.sum(tw.sigmoid(t)))(f64(x)) as T);
+    expectClose(gs, x.map(dsigmoid), 1e-14, 0);
+    // forward mode shares the derivative
+    const [, tan] = tw.jvp((t: T) => tw.tanh(t), [f64(x)], [f64(x.map(() => 1))]);
+    expectClose(await vals(tan), x.map(sech2), 1e-14, 0);
+  });
+
+  it('the same in float32, where tanh rounds to ±1 from |x| ≈ 9 and loses digits from |x| ≈ 3', async () => {
+    const x = [-9.5, -5, -3, 0.3, 3, 5, 9.5];
+    const g = await vals(tw.grad((t: tw.Tensor<'f32'>) => tw.sum(tw.tanh(t)))(tw.tensor(x)) as tw.Tensor<'f32'>);
+    expectClose(g, x.map((v) => sech2(Math.fround(v))), 1e-5, 0);
+    const gs = await vals(tw.grad((t: tw.Tensor<'f32'>) => tw.sum(tw.sigmoid(t)))(tw.tensor(x.map((v) => 2 * v))) as tw.Tensor<'f32'>);
+    expectClose(gs, x.map((v) => dsigmoid(Math.fround(2 * v))), 1e-5, 0);
+  });
+
+  it("d²/dx² tanh-GELU far in the tail, against its closed form (through 1 − tanh² it was 0 at x = −10)", async () => {
+    // gelu(x) = x/2·(1 + tanh u), u = c(x + k x³): gelu'' = sech²(u)·(u' + x/2·(u'' − 2 tanh(u)·u'²))
+    const c = Math.sqrt(2 / Math.PI), k = 0.044715;
+    const want = (x: number) => {
+      const u = c * (x + k * x ** 3), du = c * (1 + 3 * k * x * x), ddu = 6 * c * k * x;
+      return sech2(u) * (du + (x / 2) * (ddu - 2 * Math.tanh(u) * du * du));
+    };
+    const x = [-10, -6, -4.5, -3, 3, 4.5, 6];
+    const d2 = tw.grad((t: T) => tw.sum(tw.grad((s: T) => tw.sum(tw.gelu(s)))(t)))(f64(x)) as T;
+    expectClose(await vals(d2), x.map(want), 1e-12, 0);
+  });
+});
+
 describe('empty axes and size-0 tensors', () => {
   const x = f64([1, -2, 3, 4, 0.5, -6], [2, 3]);
 

@@ -3,10 +3,11 @@
 // VJP rules. Both passes are ordinary DSL code, which is what makes grad-of-grad and jit-of-grad work.
 
 import { isFloat } from '../../dsl/dtype.ts';
-import type { Graph } from '../../dsl/graph.ts';
+import type { Graph, PrimNode } from '../../dsl/graph.ts';
+import type { Primitive } from '../../dsl/primitives.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import { bind } from '../../dsl/trace.ts';
-import { addOpt } from './helpers.ts';
+import { addOpt, type F, float, isFloatTensor } from './helpers.ts';
 import { vjpRules } from './vjp-rules.ts';
 
 /** Evaluates every node of `g` through `bind`; `args` are the explicit inputs (captures are appended). */
@@ -21,6 +22,11 @@ export function replay(g: Graph, args: readonly Tensor[]): Tensor[] {
   return values;
 }
 
+/** The cotangents of node n's inputs from the cotangent of its output `out` (a float). */
+function cotangentsOf<P extends Primitive>(n: PrimNode<P>, ins: Tensor[], ct: F, out: F): (Tensor | null)[] {
+  return vjpRules[n.prim](ct, ins, out, n.attrs);
+}
+
 export interface Linearized {
   outputs: Tensor[];
   /** Cotangents of the explicit inputs (null where no gradient flows) from the outputs' cotangents. */
@@ -32,17 +38,19 @@ export function linearizeReverse(g: Graph, args: readonly Tensor[]): Linearized 
   return {
     outputs: g.outputs.map((id) => values[id]!),
     pullback(cts) {
-      const acc = new Array<Tensor | null>(g.nodes.length).fill(null);
-      g.outputs.forEach((id, i) => (acc[id] = addOpt(acc[id]!, cts[i] ?? null)));
+      const acc = new Array<F | null>(g.nodes.length).fill(null);
+      g.outputs.forEach((id, i) => {
+        const ct = cts[i];
+        if (ct) acc[id] = addOpt(acc[id]!, float(ct));
+      });
       for (let k = g.nodes.length - 1; k >= 0; k--) {
         const n = g.nodes[k]!;
         const ct = acc[n.id];
-        if (n.kind !== 'prim' || !ct || !isFloat(n.aval.dtype)) continue;
-        const ins = n.inputs.map((i) => values[i]!);
-        const rule = vjpRules[n.prim] as (ct: Tensor, inputs: Tensor[], out: Tensor, attrs: unknown) => (Tensor | null)[];
-        rule(ct, ins, values[n.id]!, n.attrs).forEach((c, j) => {
+        const out = values[n.id]!;
+        if (n.kind !== 'prim' || !ct || !isFloatTensor(out)) continue;
+        cotangentsOf(n, n.inputs.map((i) => values[i]!), ct, out).forEach((c, j) => {
           const id = n.inputs[j]!;
-          if (c && isFloat(g.nodes[id]!.aval.dtype)) acc[id] = addOpt(acc[id]!, c);
+          if (c && isFloat(g.nodes[id]!.aval.dtype)) acc[id] = addOpt(acc[id]!, float(c));
         });
       }
       return g.inputs.slice(0, args.length).map((id) => acc[id]!);

@@ -46,7 +46,7 @@ function rebuild(tree: unknown, leaf: (name: string) => tw.Tensor, name = ''): u
   return tree;
 }
 
-async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
+async function writeAtomic(file: string, data: Uint8Array): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     const fh = await open(tmp, 'w');
@@ -63,16 +63,24 @@ async function writeAtomic(file: string, data: Uint8Array | string): Promise<voi
   }
 }
 
-/** Writes `state` and `config` (any JSON value) into `dir`, creating it if needed and replacing a previous checkpoint. */
-export async function saveCheckpoint(dir: string, state: TrainState, config: unknown): Promise<void> {
+/** The files of a checkpoint by name, the manifest last (models/checkpoint/run-folder.ts writes them as one set). */
+export async function checkpointFiles(state: TrainState, config: unknown): Promise<Map<string, Uint8Array>> {
   if (!Number.isSafeInteger(state.step) || state.step < 0) throw new CheckpointError(`saveCheckpoint: step must be a non-negative integer, got ${state.step}`);
-  await mkdir(dir, { recursive: true });
+  const files = new Map<string, Uint8Array>();
   for (const part of Object.keys(PARTS) as Part[]) {
     const host = new Map<string, HostTensor>();
     for (const [name, t] of namedLeaves(state[part], part)) host.set(name, { dtype: t.dtype, shape: t.shape, data: await t.data() });
-    await writeAtomic(path.join(dir, PARTS[part]), encodeSafetensors(host, { step: String(state.step) }));
+    files.set(PARTS[part], encodeSafetensors(host, { step: String(state.step) }));
   }
-  await writeAtomic(path.join(dir, MANIFEST), `${JSON.stringify({ format: FORMAT, step: state.step, config }, null, 2)}\n`);
+  files.set(MANIFEST, new TextEncoder().encode(`${JSON.stringify({ format: FORMAT, step: state.step, config }, null, 2)}\n`));
+  return files;
+}
+
+/** Writes `state` and `config` (any JSON value) into `dir`, creating it if needed and replacing a previous checkpoint. */
+export async function saveCheckpoint(dir: string, state: TrainState, config: unknown): Promise<void> {
+  const files = await checkpointFiles(state, config);
+  await mkdir(dir, { recursive: true });
+  for (const [name, bytes] of files) await writeAtomic(path.join(dir, name), bytes);
 }
 
 const fmt = (t: { dtype: string; shape: readonly number[] }) => `${t.dtype}[${t.shape.join(',')}]`;

@@ -35,6 +35,41 @@ export function timeGrid(schedule: Schedule): readonly number[] {
   return grid;
 }
 
+/** A time of a step: a number (static, folded into the program) or a scalar tensor (one program for every step). */
+type Time = number | T;
+
+export interface StepOptions<C> extends Omit<SampleOptions<C>, 'key'> {
+  /** The key of this step's few-step re-noising; needed when s > 0 and tn is not the number 0. */
+  noiseKey?: tw.random.Key;
+}
+
+/**
+ * One sampler step of x from time tc to tn. `sample` runs a whole grid in one program; with scalar-tensor
+ * times one compiled step serves every step of a long grid, run from the host (memory then does not grow with
+ * the number of steps). A tensor tn = 0 ends a few-step grid exactly as the number 0 does (the noise weighs 0).
+ */
+export function sampleStep<P, C>(net: Network<P, C>, params: P, x: T, cond: C, tc: Time, tn: Time, opts: StepOptions<C> = {}): T {
+  const { kind = 'few', s = 1, noiseKey, cfgScale, nullCond } = opts;
+  if (cfgScale !== undefined && nullCond === undefined) throw new RangeError('sample: cfgScale needs nullCond');
+  const time = (v: Time) => (typeof v === 'number' ? tw.full([x.shape[0]!], v, x.dtype) : v.cast(x.dtype).broadcastTo([x.shape[0]!])) as T;
+  const minus = (a: Time, b: Time): Time => (typeof a === 'number' && typeof b === 'number' ? a - b : tw.sub(a, b));
+  const F = (y: T, a: Time, b: Time): T => {
+    const fc = net(params, y, time(a), time(b), cond);
+    if (cfgScale === undefined) return fc;
+    const fu = net(params, y, time(a), time(b), nullCond!);
+    return fu.add(fc.sub(fu).mul(cfgScale));
+  };
+  if (kind === 'any') return x.sub(F(x, tc, tn).mul(minus(tc, tn)));
+  if (kind === 'multi') return x.sub(F(x, tc, tc).mul(minus(tc, tn)));
+  const f = F(x, tc, 0);
+  const xHat = x.sub(f.mul(tc));
+  if (tn === 0) return xHat;
+  const zHat = x.add(f.mul(minus(1, tc)));
+  if (s > 0 && !noiseKey) throw new RangeError(`sample: few-step sampling with s = ${s} needs a key for the re-noising`);
+  const noise = s > 0 ? zHat.mul(Math.sqrt(1 - s)).add(tw.random.normal(noiseKey!, x.shape, x.dtype).mul(Math.sqrt(s))) : zHat;
+  return xHat.mul(minus(1, tn)).add(noise.mul(tn));
+}
+
 /** Samples from noise z [B, ...features] under condition `cond` (a batch pytree, or null). */
 export function sample<P, C>(net: Network<P, C>, params: P, z: T, cond: C, schedule: Schedule, opts: SampleOptions<C> = {}): T {
   const grid = timeGrid(schedule);
@@ -43,29 +78,7 @@ export function sample<P, C>(net: Network<P, C>, params: P, z: T, cond: C, sched
   const noisy = kind === 'few' && s > 0 && grid.length > 2;
   if (noisy && !key) throw new RangeError(`sample: few-step sampling with s = ${s} over ${grid.length - 1} steps needs a key`);
   const keys = noisy ? tw.random.split(key!, grid.length - 2) : [];
-  const time = (v: number) => tw.full([z.shape[0]!], v, z.dtype) as T;
-  const F = (x: T, tc: number, tn: number): T => {
-    const [t, r] = [time(tc), time(tn)];
-    const fc = net(params, x, t, r, cond);
-    if (cfgScale === undefined) return fc;
-    const fu = net(params, x, t, r, nullCond!);
-    return fu.add(fc.sub(fu).mul(cfgScale));
-  };
   let x = z;
-  for (let i = 0; i + 1 < grid.length; i++) {
-    const [tc, tn] = [grid[i]!, grid[i + 1]!];
-    if (kind === 'any') x = x.sub(F(x, tc, tn).mul(tc - tn));
-    else if (kind === 'multi') x = x.sub(F(x, tc, tc).mul(tc - tn));
-    else {
-      const f = F(x, tc, 0);
-      const xHat = x.sub(f.mul(tc));
-      if (tn === 0) x = xHat;
-      else {
-        const zHat = x.add(f.mul(1 - tc));
-        const noise = s > 0 ? zHat.mul(Math.sqrt(1 - s)).add(tw.random.normal(keys[i]!, z.shape, z.dtype).mul(Math.sqrt(s))) : zHat;
-        x = xHat.mul(1 - tn).add(noise.mul(tn));
-      }
-    }
-  }
+  for (let i = 0; i + 1 < grid.length; i++) x = sampleStep(net, params, x, cond, grid[i]!, grid[i + 1]!, { kind, s, cfgScale, nullCond, noiseKey: keys[i] });
   return x;
 }

@@ -13,7 +13,7 @@ import { frechetDistance } from '../../models/metrics/frechet.ts';
 import { gauss8Modes } from '../../models/metrics/modes.ts';
 import { slicedWasserstein } from '../../models/metrics/sliced-wasserstein.ts';
 import { generate } from './sample.ts';
-import { readJson, type RunConfig, runDirOf, runPaths, writeJsonAtomic } from './runs.ts';
+import { readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
 import { loadRun, STREAMS } from './train.ts';
 
 type T = tw.Tensor<'f32'>;
@@ -75,10 +75,14 @@ async function scoreDigits(clf: ClassifierParams, x: T, labels: tw.Tensor<'i32'>
   };
 }
 
+/** 2-D rows are scored on all samples at once (sorted projections), so their count is bounded. */
+export const MAX_SAMPLES = 2 ** 18;
+
 export async function evaluate(ckpt: string, nfes: readonly number[], samples = 4096, log: (l: string) => void = () => {}): Promise<EvalResult> {
-  const dir = runDirOf(ckpt);
-  const run = await readJson<RunConfig>(runPaths(dir).config);
-  const { prob, ema, step } = await loadRun(dir, run);
+  const { dir, folder } = await resolveCheckpoint(ckpt);
+  const run = await readRunConfig(dir);
+  if (run.data !== 'mnist' && samples > MAX_SAMPLES) throw new UsageError(`--samples ${samples}: over ${MAX_SAMPLES}, the most the sliced Wasserstein distance sorts at once (256 projections); pass at most ${MAX_SAMPLES}`);
+  const { prob, ema, step } = await loadRun(dir, run, { folder, finite: true });
   const key = tw.random.foldIn(tw.random.key(run.seed), STREAMS.eval);
   const name = (nfe: number) => `${run.objective === 'fm' ? 'Euler' : 'few-step'}, ${nfe} NFE`;
   const rows: MetricRow[] = [];
@@ -126,7 +130,7 @@ export function metricsTable(rows: readonly MetricRow[], first: [string, (r: Met
 
 /** Writes runs/NAME/metrics.md and metrics.json; returns the markdown. */
 export async function writeMetrics(ckpt: string, result: EvalResult): Promise<{ markdown: string; md: string; json: string }> {
-  const paths = runPaths(runDirOf(ckpt));
+  const paths = runPaths((await resolveCheckpoint(ckpt)).dir);
   const { run, step, samples } = result;
   const caption = `${run.objective} on ${run.data} with ${run.model}, step ${step}; ${samples} samples per row`;
   const markdown = `${caption}\n\n${metricsTable(result.rows)}\n`;

@@ -1,14 +1,15 @@
 // The `twinflow` command line: train, sample, eval (commander). User errors — bad flags, unknown data sets,
 // a checkpoint from another model, an unavailable backend — print one line and exit with code 2.
 
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as tw from '../../index.ts';
+import { CheckpointError } from '../../models/checkpoint/safetensors.ts';
 import { addCompileCommand } from './compile.ts';
 import { evaluate, writeMetrics } from './eval.ts';
 import { objectiveConfig, problem } from './problem.ts';
-import { DATA_SETS, MODELS, OBJECTIVES, readJson, type RunConfig, runDirOf, runPaths, UsageError } from './runs.ts';
-import { samplePlot } from './sample.ts';
+import { DATA_SETS, MODELS, OBJECTIVES, readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError } from './runs.ts';
+import { SAMPLE_FORMATS, samplePlot } from './sample.ts';
 import { train } from './train.ts';
 
 const positiveInt = (v: string) => {
@@ -28,8 +29,8 @@ const positiveNumber = (v: string) => {
 };
 /** λ as a number or a fraction ("1/3"). */
 const unitFraction = (v: string) => {
-  const [a, b = '1'] = v.split('/');
-  const n = Number(a) / Number(b);
+  const parts = v.split('/');
+  const n = parts.length <= 2 && parts.every((p) => p.trim() !== '') ? Number(parts[0]) / Number(parts[1] ?? 1) : NaN;
   if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('expected a number in [0, 1], e.g. 0.5 or 1/3.');
   return n;
 };
@@ -58,10 +59,10 @@ const RUN_FLAGS = ['data', 'model', 'objective', 'lambda', 'hidden', 'batch', 'l
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's parsed options
 async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
   const given = (k: string) => cmd.getOptionValueSource(k) === 'cli';
+  if (statSync(o.out, { throwIfNoEntry: false })?.isFile()) throw new UsageError(`--out ${o.out} is a file; pass a directory for the run (e.g. runs/NAME)`);
   if (o.resume) {
-    const file = runPaths(o.out).config;
-    if (!existsSync(file)) throw new UsageError(`--resume: ${o.out} has no run to resume (no ${file})`);
-    const saved = await readJson<RunConfig>(file);
+    if (!statSync(runPaths(o.out).config, { throwIfNoEntry: false })) throw new UsageError(`--resume: ${o.out} has no run to resume (no ${runPaths(o.out).config}); start one without --resume`);
+    const saved = await readRunConfig(o.out);
     for (const k of RUN_FLAGS) {
       if (given(k) && o[k] !== saved[k]) {
         throw new UsageError(`--resume: ${o.out} holds a checkpoint of ${saved.objective} on ${saved.data} with ${saved.model}; --${k} ${o[k]} does not match its ${saved[k] ?? '(unset)'}`);
@@ -104,36 +105,43 @@ export function program(): Command {
     .option('--resume', 'continue the run in --out from its checkpoint', false)
     .option('--checkpoint-every <n>', 'steps between checkpoints', positiveInt, 500)
     .option('--log-every <n>', 'steps between logged loss points', positiveInt, 50)
+    .option('--keep-checkpoints <k>', 'checkpoint folders to keep (the newest K)', positiveInt, 2)
+    .addOption(new Option('--on-nan <what>', 'a step with non-finite loss or gradients: stop (keeping the last finite checkpoint) or skip its update').choices(['stop', 'skip']).default('stop'))
     .action(async (o) => {
       const run = await runConfigFor(trainCmd, o);
       await useBackend(o.backend);
       process.stderr.write(`training ${run.objective} on ${run.data} with ${run.model}: ${run.steps} steps of ${run.batch} → ${o.out}\n`);
-      const r = await train({ run, out: o.out, resume: o.resume, checkpointEvery: o.checkpointEvery, logEvery: o.logEvery, progress: process.stderr.isTTY ? 'bar' : 'lines' });
+      const r = await train({
+        run, out: o.out, resume: o.resume, checkpointEvery: o.checkpointEvery, logEvery: o.logEvery, keepCheckpoints: o.keepCheckpoints, onNan: o.onNan,
+        progress: process.stderr.isTTY ? 'bar' : 'lines',
+      });
       const paths = runPaths(o.out);
       const rate = Number.isFinite(r.secPerStep) ? ` (${(1 / r.secPerStep).toFixed(1)} steps/s)` : '';
-      console.log(r.interrupted ? `interrupted at step ${r.step}; checkpoint saved (continue with --resume)` : `trained to step ${r.step}${rate}`);
-      console.log(`checkpoint: ${paths.checkpoint}\nloss curve: ${paths.lossPng}`);
+      const skipped = r.skipped ? `; ${r.skipped} steps with non-finite values skipped` : '';
+      console.log(r.interrupted ? `interrupted at step ${r.step} (${r.interrupted}); checkpoint saved (continue with --resume)` : `trained to step ${r.step}${rate}${skipped}`);
+      console.log(`checkpoints: ${paths.checkpoints}\nloss curve: ${paths.lossPng}`);
     });
 
   cli.command('sample').description('draw samples from a checkpoint and plot them (PNG)')
-    .requiredOption('--ckpt <dir>', 'run directory (or its checkpoint/)')
+    .requiredOption('--ckpt <dir>', 'run directory, its checkpoints/ or one step folder in it')
     .option('--nfe <n>', 'network evaluations per sample', positiveInt, 1)
     .option('--prompt <text>', 'MNIST: the prompt for every digit, e.g. "a handwritten digit seven"')
     .option('--out <png>', 'output PNG (default: RUN/samples-nfeN.png)')
+    .addOption(new Option('--format <f>', 'png: the plot; npy or safetensors: the raw samples too, beside it').choices(SAMPLE_FORMATS).default('png'))
     .addOption(backendOption())
     .action(async (o) => {
-      runDirOf(o.ckpt); // a missing checkpoint is reported before the backend starts
+      await readRunConfig((await resolveCheckpoint(o.ckpt)).dir); // a missing run is reported before the backend starts
       await useBackend(o.backend);
-      console.log(`samples: ${await samplePlot({ ckpt: o.ckpt, nfe: o.nfe, prompt: o.prompt, out: o.out })}`);
+      console.log(`samples: ${(await samplePlot({ ckpt: o.ckpt, nfe: o.nfe, prompt: o.prompt, out: o.out, format: o.format })).join(', ')}`);
     });
 
   cli.command('eval').description('metric table of a checkpoint (markdown and JSON)')
-    .requiredOption('--ckpt <dir>', 'run directory (or its checkpoint/)')
+    .requiredOption('--ckpt <dir>', 'run directory, its checkpoints/ or one step folder in it')
     .option('--nfe <list>', 'comma-separated NFE counts', nfeList, [1, 2, 4])
     .option('--samples <n>', '2-D: samples per row', positiveInt, 4096)
     .addOption(backendOption())
     .action(async (o) => {
-      runDirOf(o.ckpt);
+      await readRunConfig((await resolveCheckpoint(o.ckpt)).dir);
       await useBackend(o.backend);
       const result = await evaluate(o.ckpt, o.nfe, o.samples, (l) => process.stderr.write(`${l}\n`));
       const { markdown, md, json } = await writeMetrics(o.ckpt, result);
@@ -150,7 +158,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander has printed the one line
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof CheckpointError) {
       process.stderr.write(`error: ${e.message}\n`);
       return 2;
     }

@@ -1,12 +1,16 @@
 // `twinflow train`: one jitted step (twinflowLoss → valueAndGrad → clip → AdamW → EMA) with the parameters,
-// optimizer state and running loss sums donated, periodic atomic checkpoints, a progress bar (TTY) or a
-// plain progress line every --log-every steps, --resume, and Ctrl-C: finish the step, save, exit 0.
+// optimizer state and running loss sums donated, checkpoint sets written atomically (run-folder.ts), a
+// progress bar (TTY) or a plain progress line every --log-every steps, --resume, a non-finite guard computed
+// inside the step, and SIGINT/SIGTERM: finish the step, save, exit 0.
 
-import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import cliProgress from 'cli-progress';
 import * as tw from '../../index.ts';
-import { loadCheckpoint, saveCheckpoint } from '../../models/checkpoint/checkpoint.ts';
+import { checkpointFiles, loadCheckpoint } from '../../models/checkpoint/checkpoint.ts';
+import { CheckpointWriteError, cleanCheckpoints, listCheckpoints, saveCheckpointSet, type SaveSetOptions } from '../../models/checkpoint/run-folder.ts';
+import { decodeSafetensors } from '../../models/checkpoint/safetensors.ts';
 import { initParams } from '../../models/nn/params.ts';
 import { adamw } from '../../models/optim/adamw.ts';
 import { clipByGlobalNorm } from '../../models/optim/clip.ts';
@@ -15,12 +19,15 @@ import { SLICES, sliceRows, type TwinFlowConfig } from '../../models/twinflow/co
 import { drawStep } from '../../models/twinflow/draws.ts';
 import { twinflowLoss } from '../../models/twinflow/objective.ts';
 import { lineChart } from './plot.ts';
+import { checkMemory } from './limits.ts';
 import { objectiveConfig, problem } from './problem.ts';
-import { type HistoryPoint, readJson, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
+import { cleanRunTemporaries, type HistoryPoint, latestCheckpointOf, readJson, readRunConfig, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
 
 export const EMA_DECAY = 0.99;
 /** Independent random streams of a run, folded into its seed key. */
 export const STREAMS = { init: 0, data: 1, draws: 2, sample: 3, eval: 4 } as const;
+/** The loss history inside each checkpoint folder. */
+const HISTORY = 'history.json';
 
 export interface TrainOptions {
   run: RunConfig;
@@ -28,21 +35,42 @@ export interface TrainOptions {
   resume: boolean;
   checkpointEvery: number;
   logEvery: number;
+  /** Step folders to keep (default 2). */
+  keepCheckpoints?: number;
+  /** A step whose loss or gradients are not finite: stop (default; the last finite checkpoint stays) or skip its update. */
+  onNan?: 'stop' | 'skip';
   /** Progress output: a redrawn bar (TTY) or one line per log point. */
   progress: 'bar' | 'lines';
   /** Where progress lines and messages go (stderr by default). */
   log?: (line: string) => void;
+  /** Fault-injection hook for the checkpoint writer (tests). */
+  saveHook?: SaveSetOptions['at'];
 }
 
 export interface TrainResult {
   step: number;
-  interrupted: boolean;
+  /** The signal that stopped training early, if any. */
+  interrupted: NodeJS.Signals | null;
   history: HistoryPoint[];
   /** Seconds per step over this session, the first (compiling) step left out; NaN with under two steps. */
   secPerStep: number;
+  /** Steps whose update --on-nan skip left out. */
+  skipped: number;
 }
 
-type Sums = { loss: tw.Tensor<'f32'>; terms: Record<string, tw.Tensor<'f32'>> };
+/** Training stopped because a step's loss or gradients were not finite; the message names the step and terms. */
+export class NonFiniteError extends Error {
+  override name = 'NonFiniteError';
+}
+
+/** Loss sums since the last log point, over `count` applied steps. */
+type Sums = { loss: tw.Tensor<'f32'>; terms: Record<string, tw.Tensor<'f32'>>; count: tw.Tensor<'f32'> };
+/**
+ * The non-finite guard, carried through the step: the step counter, the first step whose loss or gradients
+ * were not finite (−1: none yet), which of the checked values were not finite there (1s in CHECKED order),
+ * and how many steps were left out.
+ */
+type Guard = { step: tw.Tensor<'i32'>; first: tw.Tensor<'i32'>; which: tw.Tensor<'i32'>; skipped: tw.Tensor<'i32'> };
 
 /** The loss terms twinflowLoss reports for this batch size and config. */
 function termNames(cfg: TwinFlowConfig, batch: number): string[] {
@@ -54,124 +82,225 @@ function termNames(cfg: TwinFlowConfig, batch: number): string[] {
 /** A run's parameters, EMA and optimizer state, freshly initialised from its seed (the template for loading). */
 export function initialState(run: RunConfig) {
   const prob = problem(run);
+  checkMemory(run, prob);
   const opt = adamw({ lr: run.lr, betas: [0.9, 0.99], weightDecay: 0 });
   const params = initParams(prob.spec, tw.random.foldIn(tw.random.key(run.seed), STREAMS.init));
   // the EMA starts as a copy: donation needs distinct tensors
   return { prob, opt, params, ema: tw.treeMap((p) => p.add(0), params), optState: opt.init(params) };
 }
 
-/** Loads a run's checkpoint into its model; a mismatch (another model's files) is a UsageError on one line. */
-export async function loadRun(dir: string, run: RunConfig) {
+/**
+ * Loads a checkpoint folder of a run (default: its latest) into its model; a mismatch (another model's files)
+ * is a UsageError on one line. `finite` also refuses EMA weights that are not all finite, naming the tensor.
+ */
+export async function loadRun(dir: string, run: RunConfig, o: { folder?: string; finite?: boolean } = {}) {
+  const folder = o.folder ?? (await latestCheckpointOf(dir));
+  if (!folder) throw new UsageError(`${dir}: no checkpoint yet (no ${path.join(runPaths(dir).checkpoints, 'latest')}); continue the run with twinflow train --out ${dir} --resume`);
   const { prob, params, ema, optState } = initialState(run);
+  let loaded;
   try {
-    return { prob, ...(await loadCheckpoint(runPaths(dir).checkpoint, { params, ema, optState })) };
+    loaded = await loadCheckpoint(folder, { params, ema, optState });
   } catch (e) {
     const lines = (e as Error).message.split('\n').map((l) => l.trim());
     const more = lines.length > 2 ? ` (and ${lines.length - 2} more differences)` : '';
-    throw new UsageError(`${lines.slice(0, 2).join(' ')}${more}`);
+    const others = (await listCheckpoints(runPaths(dir).checkpoints)).filter((f) => path.resolve(f) !== path.resolve(folder));
+    const fix = lines.length > 1 || !others.length ? '' : `; other checkpoints: ${others.join(', ')} (pass one to --ckpt, or write its folder name into ${path.join(runPaths(dir).checkpoints, 'latest')} to resume from it)`;
+    throw new UsageError(`${lines.slice(0, 2).join(' ')}${more}${fix}`);
   }
+  if (o.finite) await requireFinite(path.join(folder, 'ema.safetensors'), dir);
+  return { prob, folder, ...loaded };
+}
+
+/** Refuses a weights file with NaN or ±∞ values, naming the first such tensor. */
+async function requireFinite(file: string, dir: string): Promise<void> {
+  for (const [name, t] of decodeSafetensors(new Uint8Array(await readFile(file)), file).tensors) {
+    let bad = 0;
+    for (const v of t.data) if (!Number.isFinite(v)) bad++;
+    if (bad) throw new UsageError(`${file}: tensor ${name} holds ${bad} non-finite values (NaN or ±Infinity) of ${t.data.length}: the weights diverged; use an earlier checkpoint (--ckpt ${runPaths(dir).checkpoints}/step-...) or retrain with a lower --lr`);
+  }
+}
+
+/** The loss history a checkpoint folder records (runs before step folders kept it beside the checkpoint). */
+async function readHistory(dir: string, folder: string, step: number): Promise<HistoryPoint[]> {
+  const file = [path.join(folder, HISTORY), runPaths(dir).legacyHistory].find(existsSync);
+  return file ? (await readJson<HistoryPoint[]>(file, 'delete it to resume without the earlier loss curve')).filter((h) => h.step <= step) : [];
 }
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const { run } = o;
+  const onNan = o.onNan ?? 'stop';
   const paths = runPaths(o.out);
   const cfg = objectiveConfig(run);
   let { prob, opt, params, ema, optState } = initialState(run);
   let start = 0;
   let history: HistoryPoint[] = [];
+  let checkpointDir: string | null = null;
+  if (statSync(o.out, { throwIfNoEntry: false })?.isFile()) throw new UsageError(`--out ${o.out} is a file; pass a directory for the run (e.g. runs/NAME)`);
   if (o.resume) {
-    const ck = await loadRun(o.out, run);
-    ({ params, ema, optState } = ck);
-    start = ck.step;
-    history = existsSync(paths.history) ? (await readJson<HistoryPoint[]>(paths.history)).filter((h) => h.step <= start) : [];
-    log(`resuming ${o.out} from step ${start}`);
-  } else if (existsSync(`${paths.checkpoint}/checkpoint.json`)) {
-    throw new UsageError(`${o.out} already holds a checkpoint; pass --resume to continue it, or choose another --out`);
+    const removed = [...(await cleanRunTemporaries(o.out)), ...(await cleanCheckpoints(paths.checkpoints)).map((r) => path.join(paths.checkpoints, r))];
+    if (removed.length) log(`removed what an interrupted save left: ${removed.join(', ')}`);
+    checkpointDir = await latestCheckpointOf(o.out);
+    if (checkpointDir) {
+      const ck = await loadRun(o.out, run, { folder: checkpointDir });
+      ({ params, ema, optState } = ck);
+      start = ck.step;
+      history = await readHistory(o.out, checkpointDir, start);
+      log(`resuming ${o.out} from step ${start} (${checkpointDir})`);
+      if (run.steps < start) throw new UsageError(`--steps ${run.steps}: the checkpoint is already at step ${start}; pass --steps above ${start} to train further`);
+    } else log(`resuming ${o.out}: it has no checkpoint yet, so training starts at step 0`);
+    const recorded = await readRunConfig(o.out);
+    if (recorded.steps !== run.steps) {
+      log(`--steps ${run.steps}: the run's total changes from ${recorded.steps} to ${run.steps} steps (recorded in ${paths.config})`);
+      await writeJsonAtomic(paths.config, run);
+    }
+  } else {
+    const existing = await latestCheckpointOf(o.out);
+    if (existing) throw new UsageError(`${o.out} already holds a checkpoint (${existing}); pass --resume to continue it, or choose another --out`);
+    await cleanRunTemporaries(o.out);
+    await cleanCheckpoints(paths.checkpoints);
+    await writeJsonAtomic(paths.config, run);
   }
-  await writeJsonAtomic(paths.config, run);
 
   const names = termNames(cfg, run.batch);
-  const zeroSums = (): Sums => ({ loss: tw.scalar(0), terms: Object.fromEntries(names.map((n) => [n, tw.scalar(0)])) });
+  const checked = [...names, 'loss', 'gradients'];
+  const zeroSums = (): Sums => ({ loss: tw.scalar(0), terms: Object.fromEntries(names.map((n) => [n, tw.scalar(0)])), count: tw.scalar(0) });
   type State = { params: typeof params; ema: typeof ema; opt: typeof optState };
-  const step = tw.jit((s: State, sums: Sums, batch: ReturnType<typeof prob.batch>, key: tw.random.Key) => {
+  const step = tw.jit((s: State, sums: Sums, guard: Guard, batch: ReturnType<typeof prob.batch>, key: tw.random.Key) => {
     const draws = drawStep(key, batch.x.shape, cfg);
     const [[loss, terms], grads] = tw.valueAndGrad((p: State['params']) => {
       const out = twinflowLoss(prob.net, p, s.ema, batch, draws, cfg);
       return [out.loss, out.terms] as [tw.Tensor<'f32'>, Record<string, tw.Tensor<'f32'>>];
     }, { hasAux: true })(s.params);
-    const next = opt.update(clipByGlobalNorm(grads, 1).grads, s.opt, s.params);
+    const clipped = clipByGlobalNorm(grads, 1);
+    const next = opt.update(clipped.grads, s.opt, s.params);
+    const nonFinite = tw.stack([...names.map((n) => terms[n]!), loss, clipped.norm].map((v) => tw.logicalNot(tw.isFinite(v)).cast('i32')));
+    const ok = nonFinite.sum().eq(0);
+    const firstBad = tw.logicalAnd(tw.logicalNot(ok), guard.first.lt(0));
+    // skip: leave out every non-finite step; stop: also freeze after the first, so the state stays finite
+    const apply = onNan === 'skip' ? ok : tw.logicalAnd(ok, guard.first.lt(0));
+    const keep = <X>(a: X, b: X): X => tw.treeMap((x, y) => tw.where(apply, x, y), a, b);
+    const state = { params: next.params, ema: emaUpdate(s.ema, next.params, EMA_DECAY, s.opt.step), opt: next.state };
+    const add = (sum: tw.Tensor<'f32'>, v: tw.Tensor<'f32'>) => sum.add(tw.where(apply, v, 0));
     return {
-      state: { params: next.params, ema: emaUpdate(s.ema, next.params, EMA_DECAY, s.opt.step), opt: next.state },
-      sums: { loss: sums.loss.add(loss), terms: Object.fromEntries(names.map((n) => [n, sums.terms[n]!.add(terms[n]!)])) },
+      state: keep(state, s),
+      sums: { loss: add(sums.loss, loss), terms: Object.fromEntries(names.map((n) => [n, add(sums.terms[n]!, terms[n]!)])), count: sums.count.add(apply.cast('f32')) },
+      guard: {
+        step: guard.step.add(1),
+        first: tw.where(firstBad, guard.step, guard.first),
+        which: tw.where(firstBad, nonFinite, guard.which),
+        skipped: guard.skipped.add(tw.logicalNot(ok).cast('i32')),
+      },
     };
-  }, { name: 'trainStep', donate: [0, 1] });
+  }, { name: 'trainStep', donate: [0, 1, 2] });
 
   const base = tw.random.key(run.seed);
   const [dataKey, drawKey] = [tw.random.foldIn(base, STREAMS.data), tw.random.foldIn(base, STREAMS.draws)];
   let state: State = { params, ema, opt: optState };
   let sums = zeroSums();
+  let guard: Guard = { step: tw.scalar(start, 'i32'), first: tw.scalar(-1, 'i32'), which: tw.zeros([checked.length], 'i32'), skipped: tw.scalar(0, 'i32') };
   let saved = start;
+  let reported = -1; // the first non-finite step already reported (skip mode)
+
+  /** Reads the guard (at log and save points only, where the loop reads the device anyway); stop mode throws. */
+  const checkGuard = async () => {
+    const first = await guard.first.item();
+    if (first < 0 || first === reported) return;
+    const which = Array.from(await guard.which.data());
+    const what = checked.filter((_, k) => which[k]).map((n) => (n === 'gradients' || n === 'loss' ? n : `loss term ${n}`)).join(', ');
+    if (onNan === 'skip') {
+      reported = first;
+      log(`step ${first + 1}: non-finite ${what}; its update was skipped (${await guard.skipped.item()} steps skipped so far; --on-nan skip)`);
+      return;
+    }
+    const kept = checkpointDir ? `the last finite checkpoint is step ${saved} (${checkpointDir})` : 'no checkpoint was saved before it';
+    throw new NonFiniteError(`step ${first + 1}: non-finite ${what}; training stopped and ${kept}. Lower --lr, or pass --on-nan skip to leave such steps out`);
+  };
   const save = async (at: number) => {
-    await saveCheckpoint(paths.checkpoint, { params: state.params, ema: state.ema, optState: state.opt, step: at }, run);
-    await writeJsonAtomic(paths.history, history);
+    await checkGuard();
+    const files = await checkpointFiles({ params: state.params, ema: state.ema, optState: state.opt, step: at }, run);
+    files.set(HISTORY, new TextEncoder().encode(`${JSON.stringify(history, null, 2)}\n`));
+    try {
+      checkpointDir = await saveCheckpointSet(paths.checkpoints, at, files, { keep: o.keepCheckpoints, at: o.saveHook });
+    } catch (e) {
+      if (e instanceof CheckpointWriteError) e.message += `; once that is fixed, continue with: twinflow train --out ${o.out} --resume`;
+      throw e;
+    }
     saved = at;
   };
 
-  let interrupted = false;
-  const onSigint = () => {
-    if (!interrupted) log(`interrupted: saving a checkpoint at the current step`);
-    interrupted = true;
+  let interrupted: NodeJS.Signals | null = null;
+  let saving = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!interrupted) log(`${signal}: finishing the step, saving a checkpoint and exiting`);
+    else log(`${signal} again: ${saving ? 'the checkpoint is being saved' : 'about to save'}; waiting for it to finish so that the checkpoint, history and loss.png stay whole (kill -9 abandons it; the previous checkpoint stays intact)`);
+    interrupted ??= signal;
   };
-  process.on('SIGINT', onSigint);
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  for (const sig of signals) process.on(sig, onSignal);
   const bar = o.progress === 'bar'
     ? new cliProgress.SingleBar({ format: 'train {bar} {value}/{total} | {speed} steps/s | {terms}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined;
   bar?.start(run.steps, start, { speed: '-', terms: 'compiling…' });
 
   let i = start;
-  let sumsFrom = start; // the step the running sums start after
   let lastLog = { step: start, time: performance.now() };
   let firstDone = 0; // when the first (compiling) step of this session finished
   const logPoint = async () => {
-    const point = await readSums(sums, i, i - sumsFrom, lastLog);
-    [sums, sumsFrom, lastLog] = [zeroSums(), i, { step: i, time: performance.now() }];
-    history.push(point);
-    const terms = Object.entries({ loss: point.loss, ...point.terms }).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join(' ');
-    if (bar) bar.update(i, { speed: point.stepsPerSec.toFixed(1), terms });
-    else log(`step ${i}/${run.steps} | ${point.stepsPerSec.toFixed(1)} steps/s | ${terms}`);
+    const point = await readSums(sums, i, lastLog);
+    [sums, lastLog] = [zeroSums(), { step: i, time: performance.now() }];
+    await checkGuard();
+    if (point) history.push(point);
+    const terms = point ? Object.entries({ loss: point.loss, ...point.terms }).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join(' ') : 'every update skipped';
+    const speed = point?.stepsPerSec.toFixed(1) ?? '-';
+    if (bar) bar.update(i, { speed, terms });
+    else log(`step ${i}/${run.steps} | ${speed} steps/s | ${terms}`);
   };
+  let loggedAt = start;
   try {
-    while (i < run.steps && !interrupted) {
-      ({ state, sums } = step(state, sums, prob.batch(dataKey, i, run.batch), tw.random.foldIn(drawKey, i)));
-      i++;
-      if (i === start + 1) {
-        await sums.loss.data(); // wait for the device: the first step's time is compile time
-        firstDone = performance.now();
-        lastLog = { step: i, time: firstDone };
+    try {
+      while (i < run.steps && !interrupted) {
+        ({ state, sums, guard } = step(state, sums, guard, prob.batch(dataKey, i, run.batch), tw.random.foldIn(drawKey, i)));
+        i++;
+        if (i === start + 1) {
+          await sums.loss.data(); // wait for the device: the first step's time is compile time
+          firstDone = performance.now();
+          lastLog = { step: i, time: firstDone };
+        }
+        if (i % o.logEvery === 0 || i === run.steps) {
+          await logPoint();
+          loggedAt = i;
+        } else bar?.increment();
+        if (i % o.checkpointEvery === 0 || i === run.steps) {
+          saving = true;
+          await save(i);
+          saving = false;
+        }
+        await new Promise((r) => setImmediate(r)); // let signals and the progress bar's timer run
       }
-      if (i % o.logEvery === 0 || i === run.steps) await logPoint();
-      else bar?.increment();
-      if (i % o.checkpointEvery === 0 || i === run.steps) await save(i);
-      await new Promise((r) => setImmediate(r)); // let signals and the progress bar's timer run
+      if (i > loggedAt) await logPoint();
+      saving = true;
+      if (saved !== i) await save(i);
+    } finally {
+      bar?.stop();
+      // a failure here (a full disk) must not hide the error that ended training
+      if (history.length) await writeFile(paths.lossPng, lossCurve(history, run).png()).catch((e: Error) => log(`could not write ${paths.lossPng}: ${e.message}`));
     }
-    if (i > sumsFrom) await logPoint();
-    if (saved !== i) await save(i);
   } finally {
-    process.off('SIGINT', onSigint);
-    bar?.stop();
+    for (const sig of signals) process.off(sig, onSignal);
   }
-  if (history.length) await writeFile(paths.lossPng, lossCurve(history, run).png());
   const sessionSteps = i - start - 1;
-  return { step: i, interrupted, history, secPerStep: sessionSteps > 0 ? (performance.now() - firstDone) / 1000 / sessionSteps : NaN };
+  const secPerStep = sessionSteps > 0 ? (performance.now() - firstDone) / 1000 / sessionSteps : NaN;
+  return { step: i, interrupted, history, secPerStep, skipped: await guard.skipped.item() };
 }
 
-/** Mean loss terms over the `n` steps whose sums these are, and the step rate since the previous point. */
-async function readSums(sums: Sums, step: number, n: number, since: { step: number; time: number }): Promise<HistoryPoint> {
-  const mean = async (t: tw.Tensor<'f32'>) => (await t.item()) / Math.max(1, n);
+/** Mean loss terms over the steps applied since the previous point (null when every one was skipped), and the step rate. */
+async function readSums(sums: Sums, step: number, since: { step: number; time: number }): Promise<HistoryPoint | null> {
+  const n = await sums.count.item();
+  if (n === 0) return null;
   const terms: Record<string, number> = {};
-  for (const [k, v] of Object.entries(sums.terms)) terms[k] = await mean(v);
-  const loss = await mean(sums.loss);
+  for (const [k, v] of Object.entries(sums.terms)) terms[k] = (await v.item()) / n;
+  const loss = (await sums.loss.item()) / n;
   const dt = (performance.now() - since.time) / 1000;
   return { step, loss, terms, stepsPerSec: step > since.step && dt > 0 ? (step - since.step) / dt : 0 };
 }

@@ -41,6 +41,7 @@ export const cases: Case[] = [
   { name: 'rem', inputs: [F(30), P(30)], fn: (a, b) => tw.rem(a, b) },
   { name: 'compare and where', inputs: [F(6, 7), F(7)], fn: (a, b) => tw.where(tw.lt(a, b), a, tw.mul(b, 2)) },
   { name: 'logical ops', inputs: [F(20), F(20)], fn: (a, b) => tw.cast(tw.logicalXor(tw.logicalOr(tw.gt(a, 0), tw.le(b, 0)), tw.ne(a, b)), 'i32') },
+  { name: 'not and ge', inputs: [F(20), F(20)], fn: (a, b) => tw.where(tw.logicalNot(tw.ge(a, b)), a, tw.cast(tw.logicalAnd(tw.ge(b, 0), tw.eq(a, a)), a.dtype)) },
   { name: 'cast float to int and back', inputs: [{ shape: [50], range: [-100, 100] }], fn: (a) => tw.cast(tw.cast(a, 'i32'), 'f32') },
   { name: 'integer arithmetic', inputs: [I(100, 40), I(7, 40)], fn: (a, b) => [tw.add(tw.mul(a, 3), b), tw.div(a, tw.add(b, 1)), tw.rem(a, tw.add(b, 1)), tw.maximum(a, b)] },
   { name: 'u32 shift and bitwise', inputs: [{ shape: [40], dtype: 'u32', range: [0, 2 ** 32] }], fn: (a) => tw.shiftRight(tw.bitwiseAnd(a, 0xff00ff00), 4) },

@@ -4,7 +4,7 @@
 import * as tw from 'twinflow';
 import { describe, expect, it } from 'vitest';
 import type { Network } from '../../models/backbones/types.ts';
-import { sample, timeGrid } from '../../models/twinflow/samplers.ts';
+import { sample, sampleStep, timeGrid } from '../../models/twinflow/samplers.ts';
 
 type Vec = number[];
 type T = tw.Tensor<'f32'>; // float64 values behind the samplers' f32 signature (the cpu oracle computes in f64)
@@ -96,6 +96,19 @@ describe('twinflow samplers', () => {
       return x.map((v, j) => v - (fu[j]! + g * (fc[j]! - fu[j]!)));
     });
     expect(() => sample(net, params, z, cond, { nfe: 1 }, { cfgScale: g })).toThrow(/cfgScale needs nullCond/);
+  });
+
+  it('one compiled step with tensor times, run over a grid, gives what the whole-grid sampler gives', async () => {
+    const grid = [1, 0.7, 0.2, 0];
+    const step = tw.jit((p: P, x: T, c: tw.Tensor<'i32'>, tc: T, tn: T, kind: 'few' | 'any' | 'multi') => sampleStep(net, p, x, c, tc, tn, { kind, s: 0 }));
+    const time = (v: number) => tw.scalar(v, 'f64') as unknown as T;
+    for (const kind of ['few', 'any', 'multi'] as const) {
+      let x = z;
+      for (let i = 0; i + 1 < grid.length; i++) x = step(params, x, cond, time(grid[i]!), time(grid[i + 1]!), kind);
+      const whole = await sample(net, params, z, cond, { grid }, { kind, s: 0 }).data();
+      Array.from(await x.data()).forEach((v, i) => expect(Math.abs(v - whole[i]!), kind).toBeLessThan(1e-12));
+    }
+    expect(step.stats).toEqual({ hits: 6, misses: 3 }); // one program per kind, whatever the times
   });
 
   it('jits once per grid; presets and grid checks', async () => {
