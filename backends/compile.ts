@@ -111,22 +111,29 @@ export function compile(f: (...args: never[]) => unknown, args: readonly unknown
   const ids: string[] = [];
   for (const s of plan.steps) {
     const k = s.kernel;
-    let id: string, file: string, source: string;
-    if (arch !== undefined) {
-      const r = renderCuda(k, { arch }, s.key);
-      [id, file, source] = [r.entry, `${r.entry}.cu`, r.code];
-      ids.push(id);
-    } else {
-      // map kernels read their size from a uniform, so one WGSL text serves every size (as the backend caches them)
-      id = k.kind === 'map' ? kernelKey(k, { sizes: false }) : s.key;
-      ids.push(id);
-      if (unique.has(id)) { unique.get(id)!.uses++; continue; }
-      source = renderWgsl(k, { f16: true, software: false, subgroups: false, workgroupStorage: limits.maxComputeWorkgroupStorageSize }).code;
-      file = `${k.name}-${unique.size}.wgsl`;
-    }
+    // equal keys render equal text; WGSL map kernels read their size from a uniform, so one text serves every size
+    const id = arch === undefined && k.kind === 'map' ? kernelKey(k, { sizes: false }) : s.key;
+    ids.push(id);
     const have = unique.get(id);
-    if (have) have.uses++;
-    else unique.set(id, { name: k.name, kind: k.kind, file, source, uses: 1 });
+    if (have) {
+      have.uses++;
+      continue;
+    }
+    let file: string, source: string;
+    try {
+      if (arch !== undefined) {
+        const r = renderCuda(k, { arch }, s.key);
+        [file, source] = [`${r.entry}.cu`, r.code];
+      } else {
+        source = renderWgsl(k, { f16: true, software: false, subgroups: false, workgroupStorage: limits.maxComputeWorkgroupStorageSize }).code;
+        file = `${k.name}-${unique.size}.wgsl`;
+      }
+    } catch (e) {
+      // a renderer's refusal: a device limit the kernel cannot meet (workgroup memory, 32-bit indices)
+      if (e instanceof Error && !(e instanceof TwinflowError)) throw new CompileError(`${opts.target}: ${e.message.replace(/^cuda: /, '')}`);
+      throw e;
+    }
+    unique.set(id, { name: k.name, kind: k.kind, file, source, uses: 1 });
   }
   seconds.render = now() - t0;
 

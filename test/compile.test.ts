@@ -83,6 +83,8 @@ describe('tw.compile', () => {
     expect(() => tw.compile(loss, args, { target: 'webgpu', limits: { maxStorageBufferBindingSize: 4096 } })).toThrow(/needs 8192 bytes, over the device's maxStorageBufferBindingSize of 4096/);
     expect(() => tw.compile(loss, [tw.abstract([64, 32], 'bf16'), tw.abstract([16, 64], 'bf16')], { target: 'webgpu' })).toThrow(/webgpu: bf16 is not supported/);
     expect(() => tw.compile(loss, args, { target: 'metal' as 'cuda' })).toThrow(/unknown target 'metal'/);
+    expect(() => tw.compile(loss, args, { target: 'webgpu', limits: { maxComputeWorkgroupStorageSize: 1024 } })).toThrow(/webgpu: no matmul tile fits this device's maxComputeWorkgroupStorageSize of 1024 bytes/);
+    expect(() => tw.compile((x: tw.Tensor<'f32'>) => x.add(1), [tw.abstract([2 ** 31])], { target: 'cuda', ptx: false })).toThrow(/cuda: kernel k0_map has an argument of 2147483648 elements; indices are 32-bit/);
   });
 });
 
