@@ -5,6 +5,7 @@
 import './backends/cpu/index.ts';
 
 export { Tensor } from './dsl/tensor.ts';
+export { abstract } from './dsl/trace.ts';
 export type { DType, FloatDType, IntDType, NumericDType, ArrayFor } from './dsl/dtype.ts';
 export type { Shape } from './dsl/shape.ts';
 export { TwinflowError, ShapeError, DTypeError, TransformError } from './dsl/errors.ts';

@@ -7,6 +7,9 @@ import './backends/cuda/index.ts';
 import { BackendUnavailableError, setBackend } from './dsl/backend.ts';
 import { TwinflowError } from './dsl/errors.ts';
 
+// tw.compile renders for CUDA too (NVRTC when present), so it is in the Node entry, not in twinflow/web.
+export { compile, CompileError, type CompileOptions, type Compiled, type CompiledKernel, type CompileSummary } from './backends/compile.ts';
+
 // TWINFLOW_BACKEND selects the backend at import time (cpu, webgpu, cuda or auto).
 const requested = typeof process !== 'undefined' ? process.env.TWINFLOW_BACKEND : undefined;
 if (requested) {
