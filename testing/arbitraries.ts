@@ -9,9 +9,10 @@ import { isFloat } from '../dsl/dtype.ts';
 export type RankSpec = number | { min: number; max: number };
 
 export interface ShapeOptions {
-  /** Exact rank, or a range (default 0..3). */
+  /** Exact rank, or a range (default 0..3, or 0..its rank with broadcastableWith). */
   rank?: RankSpec;
-  /** Largest axis length (default 4). */
+  /** Smallest and largest axis length (default 1 and 4). */
+  minDim?: number;
   maxDim?: number;
   /** The shape drawn broadcasts against this one: a suffix of it with some axes set to 1 (rank is capped by it). */
   broadcastableWith?: readonly number[];
@@ -31,11 +32,13 @@ export interface TensorOptions extends Omit<ShapeOptions, 'broadcastableWith'> {
 const rankRange = (r: RankSpec | undefined): { min: number; max: number } => (r === undefined ? { min: 0, max: 3 } : typeof r === 'number' ? { min: r, max: r } : r);
 
 function shape(opts: ShapeOptions = {}): fc.Arbitrary<number[]> {
-  const { maxDim = 4, broadcastableWith: other } = opts;
-  const { min, max } = rankRange(opts.rank);
+  const { minDim = 1, maxDim = 4, broadcastableWith: other } = opts;
+  const { min, max } = rankRange(opts.rank ?? (other && { min: 0, max: other.length }));
   if (!(Number.isInteger(min) && Number.isInteger(max) && 0 <= min && min <= max)) throw new RangeError(`arb.shape: rank must be a non-negative integer or {min <= max}, got ${JSON.stringify(opts.rank)}`);
-  if (!(Number.isInteger(maxDim) && maxDim >= 1)) throw new RangeError(`arb.shape: maxDim must be a positive integer, got ${maxDim}`);
-  if (!other) return fc.noBias(fc.array(fc.integer({ min: 1, max: maxDim }), { minLength: min, maxLength: max }));
+  if (!(Number.isInteger(minDim) && Number.isInteger(maxDim) && 1 <= minDim && minDim <= maxDim)) {
+    throw new RangeError(`arb.shape: minDim and maxDim must be integers with 1 <= minDim <= maxDim, got ${minDim} and ${maxDim}`);
+  }
+  if (!other) return fc.noBias(fc.array(fc.integer({ min: minDim, max: maxDim }), { minLength: min, maxLength: max }));
   if (min > other.length) throw new RangeError(`arb.shape: rank ${min} cannot broadcast with [${other}] (rank ${other.length}) without growing it`);
   return fc
     .noBias(fc.tuple(fc.integer({ min, max: Math.min(max, other.length) }), fc.array(fc.boolean(), { minLength: other.length, maxLength: other.length })))
