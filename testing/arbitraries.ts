@@ -18,10 +18,11 @@ export interface ShapeOptions {
   broadcastableWith?: readonly number[];
 }
 
-export interface TensorOptions extends Omit<ShapeOptions, 'broadcastableWith'> {
+export interface TensorOptions<D extends tw.DType = tw.DType> extends Omit<ShapeOptions, 'broadcastableWith'> {
   /** A fixed shape (instead of rank). */
   shape?: readonly number[];
-  dtype?: tw.DType;
+  /** Default f64. */
+  dtype?: D;
   /** Range of the values (default [-2, 2]; integers are drawn in [ceil(min), floor(max)]). */
   min?: number;
   max?: number;
@@ -65,14 +66,14 @@ function value(dtype: tw.DType, min: number, max: number, finite: boolean): fc.A
   return finite ? v : fc.oneof({ arbitrary: v, weight: 8 }, { arbitrary: fc.constantFrom(NaN, Infinity, -Infinity), weight: 1 });
 }
 
-function tensor(opts: TensorOptions = {}): fc.Arbitrary<tw.Tensor> {
-  const { dtype = 'f64', min = -2, max = 2, finite = true } = opts;
+function tensor<D extends tw.DType = 'f64'>(opts: TensorOptions<D> = {}): fc.Arbitrary<tw.Tensor<D>> {
+  const { dtype = 'f64' as D, min = -2, max = 2, finite = true } = opts;
   if (!(min <= max)) throw new RangeError(`arb.tensor: min ${min} is above max ${max}`);
   if (opts.shape && opts.rank !== undefined) throw new TypeError('arb.tensor: give shape or rank, not both');
   const shapes = opts.shape ? fc.constant([...opts.shape]) : shape(opts);
   return shapes.chain((s) => {
     const n = s.reduce((a, b) => a * b, 1);
-    return fc.array(value(dtype, min, max, finite), { minLength: n, maxLength: n }).map((vs) => tw.tensor(vs.map(Number), dtype, s) as tw.Tensor);
+    return fc.array(value(dtype, min, max, finite), { minLength: n, maxLength: n }).map((vs) => tw.tensor(vs.map(Number), dtype, s));
   });
 }
 
