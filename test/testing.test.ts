@@ -86,13 +86,13 @@ describe('checkGrads', () => {
 });
 
 describe('checkBackends', () => {
-  it('every backend agrees with the f64 oracle or is skipped with a reason', async () => {
+  it('every backend agrees with the f64 oracle in each dtype, or is skipped with a reason (no device, or a dtype it cannot hold)', async () => {
     const f = (p: { w: tw.Tensor<'f32'> }, x: tw.Tensor<'f32'>) => tw.softmax(tw.matmul(x, p.w), -1);
     const w = tw.tensor(Float32Array.from([0.3, -0.2, 0.5, 0.1, 0.7, -0.4]), 'f32', [3, 2]);
     const x = tw.tensor(Float32Array.from([0.5, -1, 0.25, 1.5, 0.3, -0.6]), 'f32', [2, 3]);
-    const results = await checkBackends(f, [{ w }, x]);
-    expect(results.map((r) => r.backend)).toEqual(['cpu', 'webgpu', 'cuda']);
-    expect(results[0]).toEqual({ backend: 'cpu', dtype: 'f32', status: 'passed' });
+    const results = await checkBackends(f, [{ w }, x], { dtypes: ['f32', 'f16', 'bf16'] });
+    expect(results.map((r) => `${r.backend} ${r.dtype}`)).toEqual(['cpu', 'webgpu', 'cuda'].flatMap((b) => ['f32', 'f16', 'bf16'].map((d) => `${b} ${d}`)));
+    expect(results.slice(0, 3).map((r) => r.status)).toEqual(['passed', 'passed', 'passed']);
     for (const r of results) {
       if (r.status === 'skipped') console.warn(`checkBackends: ${r.backend} skipped: ${r.reason}`);
       expect(r.status === 'passed' || (r.status === 'skipped' && r.reason!.length > 0), JSON.stringify(r)).toBe(true);

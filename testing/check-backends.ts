@@ -43,8 +43,8 @@ async function outputs(f: (...a: unknown[]) => unknown, args: unknown[]): Promis
 
 /**
  * Runs `f` on each backend with its float arguments in each dtype and compares every output with `f` on the
- * cpu backend in f64 (given the same values, rounded to the dtype). Backends this machine cannot start are
- * reported as skipped with the reason. Returns one result per backend and dtype; throws BackendCheckError
+ * cpu backend in f64 (given the same values, rounded to the dtype). Backends this machine cannot start, and
+ * dtypes a backend cannot hold, are reported as skipped with the reason. Returns one result per backend and dtype; throws BackendCheckError
  * if any failed.
  */
 export async function checkBackends<F extends (...args: never[]) => unknown>(f: F, args: Parameters<F>, opts: CheckBackendsOptions = {}): Promise<BackendResult[]> {
@@ -70,6 +70,19 @@ export async function checkBackends<F extends (...args: never[]) => unknown>(f: 
     for (const { dtype, rounded, want } of oracle) {
       if (unavailable !== undefined) {
         results.push({ backend: name, dtype, status: 'skipped', reason: unavailable });
+        continue;
+      }
+      // A dtype the backend cannot hold (bf16 outside CUDA) is unavailable too: probed by making one tensor.
+      let noDtype: string | undefined;
+      await onBackend(name, async () => {
+        try {
+          await tw.tensor(new Float64Array(1), dtype, [1]).data();
+        } catch (e) {
+          noDtype = reasonOf(e);
+        }
+      });
+      if (noDtype !== undefined) {
+        results.push({ backend: name, dtype, status: 'skipped', reason: noDtype });
         continue;
       }
       const { rtol = tolerances[dtype].rtol, atol = tolerances[dtype].atol } = opts;

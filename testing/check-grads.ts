@@ -142,7 +142,7 @@ async function checkFirstOrder(p: Problem, s: Settings, next: () => number): Pro
       const w = worstMismatch(g[i]!, fd.grad, s.rtol, s.atol + fd.noise);
       if (!w) continue;
       // Which output: the first whose cotangent alone reproduces a mismatch.
-      let output = 'all outputs together';
+      let output = us.length === 1 ? outNames[0]! : 'all outputs together';
       for (let k = 0; k < us.length && us.length > 1; k++) {
         const only = us.map((u, m) => (m === k ? u : zerosLike(u)));
         const fdk = await diffVjp(p, only, i, s.eps);
@@ -151,7 +151,6 @@ async function checkFirstOrder(p: Problem, s: Settings, next: () => number): Pro
           break;
         }
       }
-      if (us.length === 1) output = outNames[0]!;
       throw fail({
         check: 'VJP against central differences',
         output, input: p.inNames[i]!,
