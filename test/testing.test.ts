@@ -43,7 +43,7 @@ describe('checkGrads', () => {
     expect(r.worst.value).toBe(xs[r.worst.index[0]!]);
     expect(r.got / r.expected).toBeCloseTo(1 / (2 * r.worst.value), 6);
     expect([r.mismatches, r.size]).toEqual([2, 3]); // at x = 0.5, 2x = 1: the wrong derivative is right there
-    for (const s of ['output:    out.bad', 'input:     args[0].x', 'direction: cotangent u', `worst element: args[0].x[${r.worst.index[0]}] (value ${r.worst.value})`, 'expected', 'got', 'seed 11']) {
+    for (const s of ['output:    out.bad', 'input:     args[0].x', 'direction: cotangent u', `worst element: args[0].x[${r.worst.index[0]}] (value ${r.worst.value})`, 'expected', 'got', 'replay:    seed 11: checkGrads(f, args, { seed: 11, modes: ["rev"] })']) {
       expect(e.message).toContain(s);
     }
   });

@@ -48,6 +48,7 @@ interface Settings {
   seed: number;
   label?: string;
   modes: readonly GradMode[];
+  replay: string;
 }
 
 const leavesOf = (tree: unknown): tw.Tensor[] => tw.treeFlatten(tree)[0];
@@ -132,7 +133,7 @@ async function checkFirstOrder(p: Problem, s: Settings, next: () => number): Pro
   const outData = await Promise.all(out.map(async (o) => (await hostOf(o)).data));
   const us = out.map((o) => randomHost(o.shape, next));
   const vs = p.inputs.map((x) => randomHost(x.shape, next));
-  const base = { order: p.order, seed: s.seed, label: s.label };
+  const base = { order: p.order, seed: s.seed, replay: s.replay, label: s.label };
   const fail = (r: Omit<GradReport, keyof typeof base>) => new GradCheckError({ ...r, ...base });
   const g = await vjpAt(p, us);
 
@@ -226,7 +227,9 @@ export async function checkGrads<F extends (...args: never[]) => unknown>(f: F, 
   await onBackend('cpu', async () => {
     const split = await splitArgs('checkGrads', args as readonly unknown[]);
     const fn = (...xs: T64[]) => (f as unknown as AnyFn)(...split.rebuild(xs));
-    const settings: Settings = { rtol, atol, eps, seed, label, modes };
+    const given = Object.entries({ ...opts, seed }).filter(([k, v]) => k !== 'label' && v !== undefined);
+    const replay = `{ ${given.map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(', ')} }`;
+    const settings: Settings = { rtol, atol, eps, seed, label, modes, replay };
     const next = rng(seed);
     const first: Problem = { fn, inputs: split.varied, inNames: split.variedPaths, outName: (p) => formatPath('out', p), order: 1 };
     await checkFirstOrder(first, settings, next);

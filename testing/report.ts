@@ -52,6 +52,8 @@ export interface GradReport {
   mismatches: number;
   size: number;
   seed: number;
+  /** The options that reproduce the check, as code (the seed included). */
+  replay: string;
   label?: string;
 }
 
@@ -66,7 +68,7 @@ export function formatGradReport(r: GradReport): string {
     `  worst element: ${r.worst.leaf}[${r.worst.index.join(', ')}] (value ${num(r.worst.value)}): expected ${num(r.expected)}, got ${num(r.got)}, ` +
       `|diff| ${Math.abs(r.got - r.expected).toExponential(2)} > tolerance ${r.tolerance.toExponential(2)}`,
     `  ${r.mismatches} of ${r.size} elements out of tolerance`,
-    `  replay:    seed ${r.seed} (checkGrads(f, args, { seed: ${r.seed} }) with the same args)`,
+    `  replay:    seed ${r.seed}: checkGrads(f, args, ${r.replay}) with the same args`,
   ].join('\n');
 }
 
