@@ -4,7 +4,7 @@
 import * as tw from '../index.ts';
 import { TwinflowError } from '../dsl/errors.ts';
 import { type HostTensor, hostOf, pathsOf, splitArgs } from './leaves.ts';
-import { unravel, worstMismatch } from './report.ts';
+import { maxAbs, unravel, worstMismatch } from './report.ts';
 import { tolerances } from './tolerances.ts';
 import { onBackend } from './on-backend.ts';
 
@@ -91,7 +91,7 @@ export async function checkBackends<F extends (...args: never[]) => unknown>(f: 
           const split = await splitArgs('checkBackends', args as readonly unknown[]);
           const got = await outputs(fn, split.rebuild(rounded.map((h) => tw.tensor(h.data, dtype, h.shape))));
           for (let k = 0; k < want.values.length; k++) {
-            const w = want.values[k]!, scale = Math.max(0, ...Array.from(w.data, Math.abs).filter(Number.isFinite));
+            const w = want.values[k]!, scale = maxAbs(w.data);
             const worst = worstMismatch(got.values[k]!.data, w.data, rtol, atol + rtol * scale);
             if (worst) {
               return `${want.names[k]}[${unravel(worst.flat, w.shape).join(', ')}]: expected ${worst.want} (f64 oracle), got ${worst.got}; ` +

@@ -6,7 +6,7 @@
 import * as tw from '../index.ts';
 import { leafPaths } from '../dsl/pytree.ts';
 import { type HostTensor, formatPath, hostOf, splitArgs, toTensor64 } from './leaves.ts';
-import { GradCheckError, type GradReport, unravel, worstMismatch } from './report.ts';
+import { GradCheckError, type GradReport, maxAbs, unravel, worstMismatch } from './report.ts';
 import { rng } from './rng.ts';
 import { tolerances } from './tolerances.ts';
 import { onBackend } from './on-backend.ts';
@@ -115,12 +115,12 @@ async function diffVjp(p: Problem, us: HostTensor[], i: number, eps: number): Pr
 
 /** (p(x + h v) - p(x - h v)) / 2h per output leaf, with a rounding bound per leaf. */
 async function diffJvp(p: Problem, vs: HostTensor[], eps: number): Promise<{ tan: Float64Array[]; noise: number[]; step: number }> {
-  const scale = Math.max(1, ...p.inputs.flatMap((x) => Array.from(x.data, Math.abs)));
+  const scale = Math.max(1, maxAbs(...p.inputs.map((x) => x.data)));
   const h = eps * scale;
   const at = (sign: number) => outputsAt(p, p.inputs.map((x, i) => ({ shape: x.shape, data: x.data.map((v, j) => v + sign * h * vs[i]!.data[j]!) })));
   const [plus, minus] = [await at(1), await at(-1)];
   const tan = plus.map((o, k) => o.map((v, j) => (v - minus[k]![j]!) / (2 * h)));
-  const noise = plus.map((o, k) => (4 * Number.EPSILON * Math.max(0, ...Array.from(o, Math.abs), ...Array.from(minus[k]!, Math.abs))) / h);
+  const noise = plus.map((o, k) => (4 * Number.EPSILON * maxAbs(o, minus[k]!)) / h);
   return { tan, noise, step: h };
 }
 

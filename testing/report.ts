@@ -22,6 +22,13 @@ export function worstMismatch(got: ArrayLike<number>, want: ArrayLike<number>, r
   return worst && { ...worst, mismatches };
 }
 
+/** The largest finite |x| (0 if none); a loop, since spreading a large array into Math.max overflows the stack. */
+export function maxAbs(...arrays: ArrayLike<number>[]): number {
+  let m = 0;
+  for (const a of arrays) for (let i = 0; i < a.length; i++) if (Math.abs(a[i]!) > m && Number.isFinite(a[i]!)) m = Math.abs(a[i]!);
+  return m;
+}
+
 /** Row-major flat index -> multi-index. */
 export function unravel(flat: number, shape: readonly number[]): number[] {
   const idx = new Array<number>(shape.length);
