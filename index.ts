@@ -8,6 +8,7 @@ import { BackendUnavailableError, setBackend } from './dsl/backend.ts';
 import { TwinflowError } from './dsl/errors.ts';
 
 export { Tensor } from './dsl/tensor.ts';
+export { abstract } from './dsl/trace.ts';
 export type { DType, FloatDType, IntDType, NumericDType, ArrayFor } from './dsl/dtype.ts';
 export type { Shape } from './dsl/shape.ts';
 export { TwinflowError, ShapeError, DTypeError, TransformError } from './dsl/errors.ts';
@@ -30,6 +31,7 @@ export { grad, valueAndGrad, vjp, jvp, jit, printGraph, explain, traceGraph, typ
 export { flatten as treeFlatten, unflatten as treeUnflatten, treeMap, type PyTree } from './dsl/pytree.ts';
 export { formatGraph, type Graph } from './dsl/graph.ts';
 export { simplify } from './compiler/simplify/index.ts';
+export { compile, CompileError, type CompileOptions, type Compiled, type CompiledKernel, type CompileSummary } from './backends/compile.ts';
 export { setBackend, backendChoice, type BackendName } from './dsl/backend.ts';
 
 // TWINFLOW_BACKEND selects the backend at import time (cpu, webgpu, cuda or auto).

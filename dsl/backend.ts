@@ -1,6 +1,7 @@
 // Backends register themselves here; the DSL talks to them only through this interface, so nothing in
 // dsl/ or compiler/ imports a backend. `auto` tries cuda, then webgpu, then cpu and remembers why.
 
+import type { Target } from '../compiler/target.ts';
 import type { HostArray } from './dtype.ts';
 import { TwinflowError } from './errors.ts';
 import type { Graph } from './graph.ts';
@@ -19,6 +20,8 @@ export interface Backend {
   readonly name: BackendName;
   /** Human-readable device description, e.g. "cpu (JavaScript, float64 oracle)". */
   readonly device: string;
+  /** What its plans are made for (storage, buffer limit): explain plans with it. Absent on cpu, which runs graphs directly. */
+  readonly target?: Target;
   upload(data: HostArray, aval: AVal): DeviceBuffer;
   read(buffer: DeviceBuffer, aval: AVal): Promise<HostArray>;
   /** Synchronous read where the backend can (cpu); undefined elsewhere. */

@@ -16,13 +16,20 @@ export type TensorRef =
   | { kind: 'concrete'; buffer: DeviceBuffer; backend: Backend; host: HostArray | undefined }
   | { kind: 'symbolic'; builder: TraceBuilder; id: number }
   /** Its buffer was donated to a jitted call, which may have overwritten it. */
-  | { kind: 'donated'; to: string };
+  | { kind: 'donated'; to: string }
+  /** A shape and dtype only (tw.abstract): it can be traced and compiled, never read or run. */
+  | { kind: 'abstract' };
 
 type Axes = number | readonly number[];
 type Other<D extends DType> = Tensor<D> | number;
 
 export function donatedError(t: Tensor, to: string): TransformError {
   return new TransformError(`${fmtAVal(t.aval)} was donated to the jitted function '${to}', which may have reused its memory; use that function's outputs instead`);
+}
+
+/** The error for using an abstract value where data is needed. */
+export function abstractError(t: Tensor, what: string): TransformError {
+  return new TransformError(`${what}: ${fmtAVal(t.aval)} is an abstract value (tw.abstract): it has a shape and dtype but no data; use it only to trace or compile (traceGraph, printGraph, explain, tw.compile)`);
 }
 
 export class Tensor<D extends DType = DType> {
@@ -55,6 +62,7 @@ export class Tensor<D extends DType = DType> {
   data(): Promise<ArrayFor<D>> {
     const ref = this.ref;
     if (ref.kind === 'donated') throw donatedError(this, ref.to);
+    if (ref.kind === 'abstract') throw abstractError(this, 'data()');
     if (ref.kind !== 'concrete') {
       throw new TransformError(`data(): ${fmtAVal(this.aval)} is being traced and has no value yet; return it from the transformed function instead`);
     }
@@ -96,7 +104,7 @@ export class Tensor<D extends DType = DType> {
     if (ref.kind === 'concrete' && ref.backend.readSync && this.size <= 64) {
       return `Tensor(${fmtAVal(this.aval)} [${Array.from(ref.backend.readSync(ref.buffer, this.aval) as ArrayLike<number>).join(', ')}])`;
     }
-    return `Tensor(${fmtAVal(this.aval)}${ref.kind === 'symbolic' ? ', traced' : ref.kind === 'donated' ? ', donated' : ''})`;
+    return `Tensor(${fmtAVal(this.aval)}${ref.kind === 'concrete' ? '' : `, ${ref.kind === 'symbolic' ? 'traced' : ref.kind}`})`;
   }
   /** console.log shows the same text as toString. */
   [Symbol.for('nodejs.util.inspect.custom')](): string {

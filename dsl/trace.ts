@@ -3,13 +3,13 @@
 // tensors used inside a trace are lifted into it (captures and constants).
 
 import { backend, type Backend, type DeviceBuffer, type Executable } from './backend.ts';
-import type { HostArray } from './dtype.ts';
-import { TransformError } from './errors.ts';
+import { type DType, DTYPES, type HostArray, isDType } from './dtype.ts';
+import { DTypeError, ShapeError, TransformError } from './errors.ts';
 import { type Graph, GraphWriter } from './graph.ts';
 import type { Primitive, PrimitiveAttrs } from './primitives.ts';
 import type { AVal } from './shape.ts';
 import { shapeRules } from './shape-rules.ts';
-import { donatedError, Tensor } from './tensor.ts';
+import { abstractError, donatedError, Tensor } from './tensor.ts';
 
 export class TraceBuilder {
   private readonly w = new GraphWriter();
@@ -35,7 +35,8 @@ export class TraceBuilder {
     if (ref.kind === 'donated') throw donatedError(t, ref.to);
     if (ref.kind === 'concrete') id = this.w.constant(t);
     else {
-      assertLive(ref.builder);
+      // an abstract value is an input of every trace that reads it, like a value of an outer trace
+      if (ref.kind === 'symbolic') assertLive(ref.builder);
       id = this.w.input(t.aval);
       this.captureIds.push(id);
       this.captures.push(t);
@@ -121,6 +122,7 @@ function evalEager<P extends Primitive>(prim: P, inputs: Tensor[], attrs: Primit
 export function bufferOf(t: Tensor, be: Backend): DeviceBuffer {
   const ref = t.ref;
   if (ref.kind === 'donated') throw donatedError(t, ref.to);
+  if (ref.kind === 'abstract') throw abstractError(t, `running on the ${be.name} backend`);
   if (ref.kind === 'symbolic') {
     assertLive(ref.builder);
     throw new TransformError('internal: a traced tensor reached eager evaluation');
@@ -143,4 +145,13 @@ export function fromBuffer(buffer: DeviceBuffer, be: Backend, aval: AVal, host?:
 export function fromHost(data: HostArray, aval: AVal): Tensor {
   const be = backend();
   return fromBuffer(be.upload(data, aval), be, aval, data.length <= 16 ? data.slice() : undefined);
+}
+
+/** A value with a shape and dtype and no data: programs over it can be traced and compiled without memory for it. */
+export function abstract<D extends DType = 'f32'>(shape: readonly number[], dtype: D = 'f32' as D): Tensor<D> {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new ShapeError(`abstract: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+  if (!isDType(dtype)) throw new DTypeError(`abstract: unknown dtype '${String(dtype)}' (one of ${DTYPES.join(', ')})`);
+  return new Tensor<D>({ shape: [...shape], dtype }, { kind: 'abstract' });
 }

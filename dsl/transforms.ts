@@ -13,7 +13,7 @@ import { formatGraph, type Graph } from './graph.ts';
 import { onesLike, zerosLike } from './ops/creation.ts';
 import { flatten, leafPaths, type TreeDef, treeKey, unflatten } from './pytree.ts';
 import { fmtAVal, shapeEq } from './shape.ts';
-import { Tensor } from './tensor.ts';
+import { abstractError, Tensor } from './tensor.ts';
 import { bufferOf, fromBuffer, isTracing, withTrace } from './trace.ts';
 
 // Transforms accept any function; their precise types are recovered at the call sites by the signatures below.
@@ -159,6 +159,8 @@ export function jit<F extends Fn>(f: F, opts: JitOptions = {}): Jitted<F> {
   const wrapped = (...args: unknown[]) => {
     if (isTracing()) return f(...args);
     const [leaves, def] = flatten(args);
+    const unbound = leaves.find((l) => l.ref.kind === 'abstract');
+    if (unbound) throw abstractError(unbound, `jit ${name}`);
     const donated = donatedLeaves(args, opts.donate ?? [], leaves);
     const be = backend();
     const key = `${be.name}|${treeKey(def)}|${leaves.map((l) => fmtAVal(l.aval)).join(';')}|${[...donated]}`;
@@ -167,6 +169,7 @@ export function jit<F extends Fn>(f: F, opts: JitOptions = {}): Jitted<F> {
     else {
       stats.misses++;
       const { graph, outDef } = traceGraph(f, args);
+      if (graph.captures.length) throw abstractError(graph.captures[0]!, `jit ${name} (a value read by the function)`);
       const g = simplify(graph, { final: true });
       const exe = be.compile(g, { donated, replacedBy: replacements(def, outDef, donated, g) });
       entry = { run: (bufs) => exe.run(bufs), graph: g, outDef };
@@ -187,11 +190,12 @@ export function jit<F extends Fn>(f: F, opts: JitOptions = {}): Jitted<F> {
 }
 
 /**
- * The kernels f compiles to (after simplification and fusion): what each reads and writes, bytes moved,
- * flops, and the plan's peak memory.
+ * The kernels f compiles to (after simplification and fusion) on the active backend, under its limits (on cpu,
+ * a neutral target with WebGPU's default limits): what each reads and writes, bytes moved, flops, and the
+ * plan's peak memory.
  */
 export function explain(f: Fn, ...args: unknown[]): Explanation {
-  return explainGraph(simplify(traceGraph(f, args).graph, { final: true }));
+  return explainGraph(simplify(traceGraph(f, args).graph, { final: true }), backend().target);
 }
 
 /**

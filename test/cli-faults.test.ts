@@ -3,7 +3,7 @@
 // where mounting is allowed); the non-finite guard; SIGTERM and a second signal during the save; runs in the
 // older single-folder layout; raw samples; and one clear line, exit 2, for each run-folder problem.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,24 +15,10 @@ import { compareRuns, killAndResume } from '../scripts/kill-harness.ts';
 import { latestCheckpointOf, type RunConfig } from '../scripts/cli/runs.ts';
 import { initialState, loadRun, train } from '../scripts/cli/train.ts';
 import { rng } from './support/rng.ts';
+import { cli } from './support/cli.ts';
 
-const BIN = path.resolve('scripts/cli/bin.mjs');
 const TINY = ['--data', '2d:checkerboard', '--model', 'mlp', '--hidden', '16', '--batch', '16', '--backend', 'cpu'];
 
-interface Result { code: number | null; stdout: string; stderr: string }
-function cli(args: string[], onStderr?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      onStderr?.(stderr, child);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 const errorLines = (s: string) => s.split('\n').filter((l) => l.startsWith('error:'));
 const latestStep = async (dir: string) => JSON.parse(readFileSync(path.join((await latestCheckpointOf(dir))!, 'checkpoint.json'), 'utf8')).step as number;
 

@@ -2,33 +2,16 @@
 // a tiny train → sample → eval round trip writes a PNG and the metric table; --resume continues from the
 // saved step; Ctrl-C (SIGINT) during training saves a loadable checkpoint and exits 0.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRun } from '../scripts/cli/train.ts';
 import type { RunConfig } from '../scripts/cli/runs.ts';
+import { cli } from './support/cli.ts';
 
-const BIN = path.resolve('scripts/cli/bin.mjs');
 const TINY = ['--data', '2d:checkerboard', '--model', 'mlp', '--hidden', '16', '--batch', '16', '--backend', 'cpu', '--log-every', '2'];
 
-interface Result { code: number | null; stdout: string; stderr: string }
-
-/** Runs the CLI; `onStderr` sees stderr as it arrives (with the child, to signal it). */
-function cli(args: string[], onStderr?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      onStderr?.(stderr, child);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const lines = (s: string) => s.split('\n').filter((l) => l.trim() !== '');
 

@@ -29,7 +29,7 @@ export interface CudaBuffer {
 }
 
 /** CUDA storage: f16/bf16 as 16-bit patterns, bool as one byte; f64 is the cpu oracle's alone. */
-const CUDA: Target = {
+export const CUDA: Target = {
   name: 'cuda',
   boolBytes: 1,
   unsupported: { f64: "f64 is not supported (it is the cpu oracle's type); cast to f32 first" },
@@ -130,6 +130,7 @@ export function compileForArch(g: Graph, opts: { arch?: string | number; tf32?: 
 
 export class CudaBackend implements Backend {
   readonly name = 'cuda' as const;
+  readonly target = CUDA;
   readonly device: string;
   readonly options: CudaOptions = { tf32: process.env.TWINFLOW_CUDA_TF32 === '1' };
   private readonly pool = new BufferPool<CudaBuffer>();
@@ -219,7 +220,7 @@ export class CudaBackend implements Backend {
 
   /** `donated`: graph inputs whose buffers the plan may overwrite in place (jit's donate option). */
   compile(g: Graph, opts: { donated?: ReadonlySet<number>; replacedBy?: ReadonlyMap<number, number> } = {}): Executable {
-    const plan = planFor(g, CUDA, opts);
+    const plan = planFor(g, this.target, opts);
     const caps = this.caps;
     const fresh = compileKernels(plan, caps, (k) => this.functions.has(k), (ptx, source) => {
       let mod: unknown;

@@ -6,11 +6,21 @@
 import { type BinaryOp, type Expr, type ScalarType, topoOrder, type UnaryOp } from '../../compiler/kernel-ir/expr.ts';
 import type { Kernel, ReduceFn, Store } from '../../compiler/kernel-ir/kernel.ts';
 
+/**
+ * Float functions every C-like target has under the primitive's own name (WGSL builtins, the C math library), so
+ * a dialect spells them all with its one `math` rule; a unary primitive of that kind is added here once.
+ */
+export const MATH_FUNCTIONS = ['exp', 'log', 'sin', 'cos', 'sqrt'] as const satisfies readonly UnaryOp[];
+export type MathFunction = (typeof MATH_FUNCTIONS)[number];
+const isMath = (fn: UnaryOp): fn is MathFunction => (MATH_FUNCTIONS as readonly UnaryOp[]).includes(fn);
+
 /** How a target spells each kernel-IR operation. Operands arrive as the names (or literals) of their values. */
 export interface Dialect {
   literal(v: number, t: ScalarType): string;
   /** `t`: the operand's (and result's) type. */
-  unary: { readonly [F in UnaryOp]: (a: string, t: ScalarType) => string };
+  unary: { readonly [F in Exclude<UnaryOp, MathFunction>]: (a: string, t: ScalarType) => string };
+  /** A call of the math function `fn` (see MATH_FUNCTIONS) on a float of type `t`. */
+  math(fn: MathFunction, a: string, t: ScalarType): string;
   /** `t`: the operands' type; `bConst`: the right operand's value when it is a constant. */
   binary: { readonly [F in BinaryOp]: (a: string, b: string, t: ScalarType, bConst?: number) => string };
   select(c: string, onTrue: string, onFalse: string): string;
@@ -65,7 +75,7 @@ export class Emitter {
       case 'var': return e.name;
       case 'stage': return `s${e.stage}`;
       case 'load': return override?.(e) ?? this.loadText(e.arg, `a${e.arg}[${name(e.index)}]`);
-      case 'unary': text = d.unary[e.fn](name(e.a), e.type); break;
+      case 'unary': text = isMath(e.fn) ? d.math(e.fn, name(e.a), e.type) : d.unary[e.fn](name(e.a), e.type); break;
       case 'binary': text = d.binary[e.fn](name(e.a), name(e.b), e.a.type, e.b.op === 'const' ? e.b.value : undefined); break;
       case 'select': return d.select(name(e.c), name(e.a), name(e.b));
       case 'cast': return d.cast(name(e.a), e.a.type, e.type);

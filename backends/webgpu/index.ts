@@ -35,13 +35,41 @@ export class WebGpuError extends TwinflowError {}
 /** Kernels recorded before the shared command encoder is submitted without waiting for the task to end. */
 const BATCH = 32;
 /** WebGPU storage: bool as u32 (WGSL has no bool storage), no f64 and no bf16. */
-const WEBGPU: Target = {
+export const WEBGPU: Target = {
   name: 'webgpu',
   boolBytes: 4,
   unsupported: Object.fromEntries(['f64', 'bf16'].map((d) => [d, `${d} is not supported (f64 is the cpu oracle's type; bf16 needs CUDA); cast to f32 first`])),
   error: (m) => new WebGpuError(m),
 };
 const bytesPer = (t: ScalarType) => storageBytes(WEBGPU, t);
+
+/** The device limits a plan must meet (GPUSupportedLimits has them all). */
+export interface WebGpuLimits {
+  maxStorageBuffersPerShaderStage: number;
+  maxStorageBufferBindingSize: number;
+  maxComputeWorkgroupStorageSize: number;
+}
+
+/** WebGPU's guaranteed minimums: what every adapter offers. */
+export const WEBGPU_DEFAULT_LIMITS: WebGpuLimits = { maxStorageBuffersPerShaderStage: 8, maxStorageBufferBindingSize: 134217728, maxComputeWorkgroupStorageSize: 16384 };
+
+/** Refuses, before anything runs, what an adapter with these limits cannot do: f16 without shader-f16, oversized buffers. */
+export function checkWebGpuLimits(plan: Plan, lim: WebGpuLimits, f16: boolean): void {
+  if (!f16 && plan.values.some((v) => v.type === 'f16')) {
+    throw new WebGpuError('webgpu: f16 tensors need the shader-f16 feature, which this adapter does not offer; use f32');
+  }
+  for (const v of plan.values) {
+    const bytes = v.size * bytesPer(v.type);
+    if (bytes > lim.maxStorageBufferBindingSize) {
+      throw new WebGpuError(`webgpu: a ${v.type}[${v.size}] buffer needs ${bytes} bytes, over the device's maxStorageBufferBindingSize of ${lim.maxStorageBufferBindingSize}`);
+    }
+  }
+  for (const s of plan.steps) {
+    if (s.kernel.args.length > lim.maxStorageBuffersPerShaderStage) {
+      throw new WebGpuError(`webgpu: kernel ${s.kernel.name} binds ${s.kernel.args.length} buffers, over the device's maxStorageBuffersPerShaderStage of ${lim.maxStorageBuffersPerShaderStage}`);
+    }
+  }
+}
 
 /** Inputs and outputs up to this size pass through the executable's own buffers (a copy is cheaper than a bind group). */
 const COPY_BYTES = 256 * 1024;
@@ -85,6 +113,9 @@ export const webgpuDebug = {
 
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
+  get target(): Target {
+    return { ...WEBGPU, maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage };
+  }
   readonly device: string;
   private readonly gpu: GPUDevice;
   private readonly pool = new BufferPool<GpuBuffer>();
@@ -207,8 +238,8 @@ export class WebGpuBackend implements Backend {
   }
 
   compile(g: Graph, opts: { donated?: ReadonlySet<number>; replacedBy?: ReadonlyMap<number, number> } = {}): Executable {
-    const plan = planFor(g, { ...WEBGPU, maxArgs: this.gpu.limits.maxStorageBuffersPerShaderStage }, opts);
-    this.checkLimits(plan);
+    const plan = planFor(g, this.target, opts);
+    checkWebGpuLimits(plan, this.gpu.limits, this.info.f16);
     const { matmulTile } = webgpuDebug;
     const caps: WgslCaps = { f16: this.info.f16, software: this.info.software && !webgpuDebug.gpuKernels, subgroups: this.info.subgroups && webgpuDebug.subgroups, workgroupStorage: this.gpu.limits.maxComputeWorkgroupStorageSize, ...(matmulTile ? { matmulTile } : {}) };
     const variant = `${caps.software ? 'cpu' : 'gpu'}${caps.subgroups ? '+sg' : ''}${matmulTile ? `+${tileName(matmulTile)}` : ''}`;
@@ -228,25 +259,6 @@ export class WebGpuBackend implements Backend {
     const exe = { run: (inputs: DeviceBuffer[]) => this.run({ plan, kernels, consts, roles, copied, spareFor }, inputs as GpuBuffer[], r) };
     this.residents.register(exe, r);
     return exe;
-  }
-
-  /** Refuses, before anything runs, what this adapter cannot do: f16 without shader-f16, oversized buffers. */
-  private checkLimits(plan: Plan): void {
-    const lim = this.gpu.limits;
-    if (!this.info.f16 && plan.values.some((v) => v.type === 'f16')) {
-      throw new WebGpuError('webgpu: f16 tensors need the shader-f16 feature, which this adapter does not offer; use f32');
-    }
-    for (const v of plan.values) {
-      const bytes = v.size * bytesPer(v.type);
-      if (bytes > lim.maxStorageBufferBindingSize) {
-        throw new WebGpuError(`webgpu: a ${v.type}[${v.size}] buffer needs ${bytes} bytes, over this adapter's maxStorageBufferBindingSize of ${lim.maxStorageBufferBindingSize}`);
-      }
-    }
-    for (const s of plan.steps) {
-      if (s.kernel.args.length > lim.maxStorageBuffersPerShaderStage) {
-        throw new WebGpuError(`webgpu: kernel ${s.kernel.name} binds ${s.kernel.args.length} buffers, over this adapter's maxStorageBuffersPerShaderStage of ${lim.maxStorageBuffersPerShaderStage}`);
-      }
-    }
   }
 
   private bufferIds = new WeakMap<GPUBuffer, number>();

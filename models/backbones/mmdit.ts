@@ -151,11 +151,13 @@ export function mmdit(cfg: MmditConfig): Network<MmditParams, MmditCond> {
     const [B, , H, W] = x.shape as [number, number, number, number];
     const [h, w, L] = [H / cfg.patch, W / cfg.patch, cond.tokens.shape[1]!];
     const temb = twinTime(p.time, t, r, timeConfig(cfg));
+    // F is f32 by type; at run time x may be f64 (oracle) or 16-bit, which rotates by f32 angles (applyRope)
+    const angleType = (x.dtype as tw.DType) === 'f64' ? 'f64' : 'f32';
     const shared: Shared = {
       act: tw.silu(temb),
       angles: {
-        txt: ropeAngles(textPositions(h, w, L), cfg.ropeAxes, cfg.ropeTheta),
-        img: ropeAngles(imagePositions(h, w), cfg.ropeAxes, cfg.ropeTheta),
+        txt: ropeAngles(textPositions(h, w, L), cfg.ropeAxes, cfg.ropeTheta, angleType) as F,
+        img: ropeAngles(imagePositions(h, w), cfg.ropeAxes, cfg.ropeTheta, angleType) as F,
       },
       keyMask: tw.concat([cond.mask, tw.ones([B, h * w], 'bool')], 1),
     };

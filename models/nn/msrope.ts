@@ -28,7 +28,13 @@ export function ropeAngles<D extends tw.FloatDType = 'f32'>(positions: readonly 
   return tw.tensor(angles, dtype, [positions.length, freqs.length]);
 }
 
-/** Rotates q or k [B, S, H, Dh] by angles [S, Dh/2] (the same rotation for every head). */
-export function applyRope<D extends tw.FloatDType>(x: tw.Tensor<D>, angles: tw.Tensor<D>): tw.Tensor<D> {
-  return tw.rope(x, angles.reshape([angles.shape[0]!, 1, angles.shape[1]!]));
+/**
+ * Rotates q or k [B, S, H, Dh] by angles [S, Dh/2] (the same rotation for every head). Angles stay f32 and a
+ * 16-bit x is rotated in f32 and cast back: positions times frequencies reach the hundreds of radians, where
+ * bf16 would round an angle by more than a quarter turn.
+ */
+export function applyRope<D extends tw.FloatDType>(x: tw.Tensor<D>, angles: tw.Tensor<'f32' | 'f64'>): tw.Tensor<D> {
+  const a = angles.reshape([angles.shape[0]!, 1, angles.shape[1]!]);
+  if (x.dtype === angles.dtype) return tw.rope(x, a as tw.Tensor<D>);
+  return tw.rope(x.cast(angles.dtype), a).cast(x.dtype);
 }

@@ -1,5 +1,5 @@
 // Parameter specs: one source of truth for parameter shapes. A layer describes its parameters as a spec tree;
-// initParams turns it into a tree of tensors of the same structure, countParams sizes it without allocating,
+// initParams turns it into a tree of tensors of the same structure (abstractParams into shapes only), countParams sizes it without allocating,
 // and partitionTrainable/combine split a params tree by ParamSpec.trainable so grad sees only what trains.
 
 import * as tw from '../../index.ts';
@@ -62,6 +62,14 @@ export function initParams(spec: SpecTree, key: tw.random.Key, dtype: 'f32' | 'f
     return Object.fromEntries(Object.entries(s).map(([k, c]) => [k, walk(c as SpecTree, `${path}.${k}`)]));
   };
   return walk(spec, '');
+}
+
+/** An abstract-value tree shaped like `spec` (tw.abstract leaves): for tracing and compiling a model without its weights. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function abstractParams(spec: SpecTree, dtype: tw.FloatDType = 'f32'): any {
+  if (isParamSpec(spec)) return tw.abstract(spec.shape, dtype);
+  if (Array.isArray(spec)) return spec.map((s: SpecTree) => abstractParams(s, dtype));
+  return Object.fromEntries(Object.entries(spec).map(([k, s]) => [k, abstractParams(s as SpecTree, dtype)]));
 }
 
 /** Number of scalars in the spec, from shapes alone. */

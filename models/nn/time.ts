@@ -6,12 +6,16 @@ import * as tw from '../../index.ts';
 import { type LinearParams, linear, linearSpec } from './linear.ts';
 import type { SpecTree } from './params.ts';
 
-/** t [B] (signed; negative marks the fake trajectory) -> [B, channels]. */
+/**
+ * t [B] (signed; negative marks the fake trajectory) -> [B, channels]. A 16-bit t is expanded in f32 and the
+ * features cast back: 1000·t in bf16 would be off by up to 2, a large error in the fast frequencies' phase.
+ */
 export function timestepFeatures<D extends tw.FloatDType>(t: tw.Tensor<D>, channels = 256, scale = 1000): tw.Tensor<D> {
   const half = channels / 2;
   const freqs = Float64Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half));
-  const args = t.mul(scale).reshape([-1, 1]).mul(tw.tensor(freqs, t.dtype, [1, half]));
-  return tw.concat([tw.cos(args), tw.sin(args)], -1);
+  const wide: tw.Tensor<tw.FloatDType> = t.dtype === 'f16' || t.dtype === 'bf16' ? t.cast('f32') : t;
+  const args = wide.mul(scale).reshape([-1, 1]).mul(tw.tensor(freqs, wide.dtype, [1, half]));
+  return tw.concat([tw.cos(args), tw.sin(args)], -1).cast(t.dtype);
 }
 
 export interface TimeEmbeddingConfig { channels: number; dim: number }

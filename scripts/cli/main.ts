@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as tw from '../../index.ts';
 import { CheckpointError } from '../../models/checkpoint/safetensors.ts';
+import { addCompileCommand } from './compile.ts';
 import { evaluate, writeMetrics } from './eval.ts';
 import { objectiveConfig, problem } from './problem.ts';
 import { DATA_SETS, MODELS, OBJECTIVES, readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError } from './runs.ts';
@@ -146,6 +147,7 @@ export function program(): Command {
       const { markdown, md, json } = await writeMetrics(o.ckpt, result);
       console.log(`${markdown}\nmetrics: ${md}, ${json}`);
     });
+  addCompileCommand(cli);
   return cli;
 }
 

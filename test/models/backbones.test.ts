@@ -73,6 +73,20 @@ describe('MLP backbone', () => {
 });
 
 describe('MMDiT', () => {
+  it('tiny in bf16: dtype flows from the inputs; agrees with f32 on the same bf16-rounded values', async () => {
+    const cfg = { ...mmditConfigs.tiny, zeroInit: false };
+    const round = (to: 'bf16' | 'f32') => (v: unknown) => tw.treeMap((l: tw.Tensor) => (l.dtype === 'f32' ? l.cast('bf16').cast(to) : l), v);
+    const args = [initParams(mmditSpec(cfg), tw.random.key(0)), normal(1, [1, cfg.channels, cfg.size, cfg.size]), tw.tensor([0.7]), tw.tensor([0.3]),
+      { tokens: normal(2, [1, 5, cfg.textDim]), mask: tw.tensor([[1, 1, 1, 0, 0]], 'bool') }] as const;
+    const net = mmdit(cfg) as (...a: unknown[]) => tw.Tensor;
+    const y16 = net(...args.map(round('bf16')));
+    expect(y16.dtype).toBe('bf16');
+    const [lo, ref] = [await host(y16), await host(net(...args.map(round('f32'))))];
+    // bf16 rounds each op's result (ε = 2^-8); the rounding of weights and inputs, shared here, dominates otherwise
+    const scale = Math.max(...ref.map(Math.abs));
+    expect(Math.max(...lo.map((v, i) => Math.abs(v - ref[i]!)))).toBeLessThan(0.02 * scale);
+  });
+
   // Pinned: 60 blocks of 339,831,296 (two streams of 18·D² + 15·D + 2·Dh) plus the embedders and output
   // layers, including TwinFlow's second time embedder (10,229,760).
   it('qwen-image-20b has ≈20.4B parameters, counted from shapes alone', () => {
