@@ -139,6 +139,7 @@ const elementwise: OpEntry[] = [
   unary('sqrt', tw.sqrt, POSITIVE),
   unary('rsqrt', tw.rsqrt, POSITIVE),
   unary('erf', tw.erf),
+  unary('atan', tw.atan, { min: -4, max: 4 }),
   unary('square', tw.square),
   {
     name: 'clamp (number bounds)',
