@@ -10,11 +10,7 @@ export type { DType, FloatDType, IntDType, NumericDType, ArrayFor } from './dsl/
 export type { Shape } from './dsl/shape.ts';
 export { TwinflowError, ShapeError, DTypeError, TransformError } from './dsl/errors.ts';
 export { tensor, scalar, zeros, ones, full, zerosLike, onesLike, arange, linspace, eye, iota } from './dsl/ops/creation.ts';
-export {
-  add, sub, mul, div, pow, maximum, minimum, rem, neg, abs, sign, exp, log, log1p, expm1, sin, cos, tanh, sigmoid,
-  sqrt, rsqrt, erf, square, floor, ceil, round, clamp, eq, ne, lt, le, gt, ge, logicalAnd, logicalOr, logicalXor,
-  logicalNot, where, cast, stopGradient, isFinite, bitwiseAnd, shiftRight,
-} from './dsl/ops/elementwise.ts';
+export * from './dsl/ops/elementwise.ts';
 export { sum, mean, max, min, prod, variance as var, argmax, argmin, logsumexp } from './dsl/ops/reduce.ts';
 export {
   reshape, transpose, swapAxes, broadcastTo, squeeze, unsqueeze, slice, pad, concat, stack, split, take, takeAlongAxis, oneHot,

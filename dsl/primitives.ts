@@ -21,6 +21,7 @@ export interface PrimitiveAttrs {
   sqrt: NoAttrs;
   rsqrt: NoAttrs;
   erf: NoAttrs;
+  atan: NoAttrs;
   floor: NoAttrs;
   ceil: NoAttrs;
   round: NoAttrs;
@@ -77,7 +78,7 @@ export interface PrimitiveAttrs {
 export type Primitive = keyof PrimitiveAttrs;
 
 export const UNARY_FLOAT = [
-  'neg', 'abs', 'sign', 'exp', 'log', 'log1p', 'expm1', 'sin', 'cos', 'tanh', 'logistic', 'sqrt', 'rsqrt', 'erf',
+  'neg', 'abs', 'sign', 'exp', 'log', 'log1p', 'expm1', 'sin', 'cos', 'tanh', 'logistic', 'sqrt', 'rsqrt', 'erf', 'atan',
   'floor', 'ceil', 'round',
 ] as const satisfies readonly Primitive[];
 export const BINARY_ARITH = ['add', 'sub', 'mul', 'div', 'pow', 'max', 'min', 'rem'] as const satisfies readonly Primitive[];

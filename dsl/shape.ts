@@ -1,7 +1,7 @@
 // Shape utilities shared by the DSL, the compiler and the backends.
 
-import type { DType } from './dtype.ts';
-import { ShapeError } from './errors.ts';
+import { type DType, isFloat } from './dtype.ts';
+import { DTypeError, ShapeError } from './errors.ts';
 
 export type Shape = readonly number[];
 
@@ -77,4 +77,9 @@ export function checkShape(op: string, shape: readonly number[]): number[] {
     if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${op}: invalid shape ${fmtShape(shape)}`);
   }
   return [...shape];
+}
+
+/** Refuses integer and bool values with a message naming the op (for ops the type system cannot guard). */
+export function requireFloat(op: string, x: { readonly aval: AVal }): void {
+  if (!isFloat(x.aval.dtype)) throw new DTypeError(`${op}: needs a float tensor, got ${fmtAVal(x.aval)}`);
 }

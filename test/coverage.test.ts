@@ -1,6 +1,6 @@
 // Coverage of the primitive table. Every primitive (the keys of the shape-rule table, which tsc keeps complete
 // over dsl/primitives.ts) must be reached by:
-//  1. a gradient property case: checkGradients checks its VJP against central finite differences and its JVP
+//  1. a gradient property case: checkGrads (twinflow/testing) checks its VJP against central finite differences and its JVP
 //     against the VJP (⟨u, J v⟩ = ⟨Jᵀu, v⟩), so one case is both checks;
 //  2. a conformance case (each runs on every backend against the f64 cpu oracle);
 //  3. a lowering on each GPU renderer: a one-primitive program, cut out of a conformance case, planned by the
@@ -20,7 +20,7 @@ import { renderCuda } from '../backends/cuda/cuda-c.ts';
 import { renderWgsl } from '../backends/webgpu/wgsl.ts';
 import { type Case, cases } from './conformance/cases.ts';
 import { cudaCases } from './conformance/cuda-cases.ts';
-import { toTensor } from './support/finite-diff.ts';
+import { toTensor } from './support/host-tensors.ts';
 import { drawOf, runsOf, suites } from './support/gradient-cases.ts';
 
 const isPrimitive = (p: string): p is Primitive => p in shapeRules;

@@ -1,12 +1,13 @@
-// Property-based gradient checks: for every differentiable primitive and composite of the public API, the
-// VJP against central finite differences in float64 on the cpu oracle, and the JVP against the VJP
-// (⟨u, J v⟩ = ⟨Jᵀu, v⟩), on random shapes (size-1 axes, broadcasting across ranks) and random values. The
-// cases are in support/gradient-cases.ts; this file runs them, then checks casts, stopGradient, pytrees and f32.
+// Property-based gradient checks: for every differentiable primitive and composite of the public API,
+// twinflow/testing's checkGrads (the VJP and the JVP against central differences in float64 on the cpu oracle,
+// and the JVP against the VJP) on random shapes (size-1 axes, broadcasting across ranks) and random values.
+// The cases are in support/gradient-cases.ts; this file runs them, then checks casts, stopGradient, pytrees and f32.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
-import { type HostTensor, TOL, arbHost, arbShape, assertClose, checkGradients, randomHost, toTensor } from './support/finite-diff.ts';
+import { checkGrads, tolerances as TOL } from 'twinflow/testing';
+import { type HostTensor, arbHost, arbShape, assertClose, randomHost, toTensor } from './support/host-tensors.ts';
 import { RUNS, drawOf, runsOf, suites } from './support/gradient-cases.ts';
 import { rng } from './support/rng.ts';
 
@@ -16,7 +17,7 @@ for (const [suite, entries] of suites) {
   describe(`VJP vs finite differences and JVP vs VJP (f64, cpu): ${suite}`, () => {
     for (const e of entries) {
       it(e.name, async () => {
-        await fc.assert(fc.asyncProperty(drawOf(e), async ([c, seed]) => checkGradients(c, { seed })), runsOf(e));
+        await fc.assert(fc.asyncProperty(drawOf(e), async ([c, seed]) => checkGrads(c.fn, c.inputs.map(toTensor), { seed, label: c.label })), runsOf(e));
       });
     }
   });
@@ -89,6 +90,12 @@ describe('grad over pytrees', () => {
   const hw = randomHost([3, 2], next), hb = randomHost([2], next), hs = randomHost([2], next), ht = randomHost([1, 2], next), hx = randomHost([4, 3], next);
   const params = () => ({ w: toTensor(hw), b: toTensor(hb), layers: [toTensor(hs), toTensor(ht)] as [T, T] });
   const loss = () => model(params(), toTensor(hx));
+
+  it('checkGrads over the parameter pytree and the data, with an i32 index leaf held fixed', async () => {
+    const rows = tw.tensor(Int32Array.from([3, 0, 3]), 'i32', [3]);
+    const f = (p: { w: T; b: T; layers: [T, T]; rows: tw.Tensor<'i32'> }, x: T) => model(p, tw.take(x, p.rows, 0));
+    await checkGrads(f, [{ ...params(), rows }, toTensor(hx)], { seed: 3 });
+  });
 
   it('argnums as a number gives the gradient with the structure of that argument', async () => {
     const g = tw.grad(model, { argnums: 0 })(params(), toTensor(hx)) as { w: T; b: T; layers: [T, T] };

@@ -1,4 +1,4 @@
-// The README's example is examples/readme.ts, verbatim, and it runs as written.
+// The README's examples are examples/readme.ts and examples/check-grads.ts, verbatim, and they run as written.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -19,5 +19,18 @@ describe('README example', () => {
     expect(out).toContain('{ hits: 200, misses: 1 }');
     expect(out).toMatch(/^graph\(/m);
     expect(out).toMatch(/= dot %\d+ %\d+/);
+  });
+});
+
+describe("README's gradient-testing example", () => {
+  it('is the same code as examples/check-grads.ts', () => {
+    const readme = readFileSync(root + 'README.md', 'utf8');
+    const block = /## Testing your objective's gradients\n[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBe(readFileSync(root + 'examples/check-grads.ts', 'utf8'));
+  });
+
+  it('runs: checkGrads passes the objective to second order', () => {
+    const out = execFileSync(root + 'node_modules/.bin/tsx', ['examples/check-grads.ts'], { cwd: root, encoding: 'utf8', env: { ...process.env, TWINFLOW_BACKEND: '' } });
+    expect(out).toContain('objective gradients: ok');
   });
 });

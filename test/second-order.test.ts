@@ -1,17 +1,19 @@
 // Second-order differentiation: grad of grad, jvp of grad (Hessian-vector products), on closed forms and on a
-// small MLP against central differences of its gradient, and the same HVP compiled with jit.
+// small MLP with twinflow/testing's checkGrads (order 2: against central differences of its gradient), and an
+// HVP compiled with jit.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
-import { type HostTensor, TOL, arbHost, assertClose, randomHost, toTensor } from './support/finite-diff.ts';
+import { checkGrads, tolerances } from 'twinflow/testing';
+import { type HostTensor, arbHost, assertClose, randomHost, toTensor } from './support/host-tensors.ts';
 import { rng } from './support/rng.ts';
 
 type T = tw.Tensor<'f64'>;
 const RUNS = 8;
 const data = async (t: tw.Tensor) => Float64Array.from((await t.data()) as ArrayLike<number>);
 /** Analytic against analytic (or closed form): only rounding separates them. */
-const EXACTISH = TOL.f64.identity;
+const EXACTISH = tolerances.f64.identity;
 
 /** x, v: vectors of length 1..6 (unbiased: see arbValue). */
 const arbXV = fc.noBias(fc.integer({ min: 1, max: 6 })).chain((n) => fc.tuple(arbHost([n], { min: -2, max: 2 }), arbHost([n], { min: -1, max: 1 })));
@@ -64,7 +66,7 @@ describe('grad of grad on closed forms', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------
-// A two-layer tanh MLP with an MSE loss: Hessian-vector products against differences of the gradient
+// A two-layer tanh MLP with an MSE loss: Hessian-vector products against differences of the gradient, and under jit
 
 interface Params {
   w1: T;
@@ -83,13 +85,9 @@ const gradLoss = tw.grad(loss); // argnums 0: a Params pytree
 
 const toParams = (h: Record<keyof Params, HostTensor>): Params => ({ w1: toTensor(h.w1), b1: toTensor(h.b1), w2: toTensor(h.w2), b2: toTensor(h.b2) });
 const randomParams = (next: () => number) => Object.fromEntries(KEYS.map((k) => [k, randomHost(SHAPES[k], next)])) as Record<keyof Params, HostTensor>;
-/** ⟨a, b⟩ over all leaves of two Params pytrees. */
-const vdot = (a: Params, b: Params): T => KEYS.map((k) => tw.sum(tw.mul(a[k], b[k]))).reduce((s, t) => tw.add(s, t));
 
 /** HVP forward-over-reverse: the tangent of the gradient along v. */
 const hvpJvp = (p: Params, v: Params, x: T, y: T): Params => tw.jvp((q: Params) => gradLoss(q, x, y) as Params, [p], [v])[1];
-/** HVP reverse-over-reverse: the gradient of ⟨∇loss, v⟩ (v held constant). */
-const hvpGrad = (p: Params, v: Params, x: T, y: T): Params => tw.grad((q: Params) => vdot(gradLoss(q, x, y) as Params, v))(p) as Params;
 
 describe('Hessian-vector products of a small MLP (f64)', () => {
   const next = rng(2024);
@@ -97,25 +95,8 @@ describe('Hessian-vector products of a small MLP (f64)', () => {
   const hx = randomHost([5, 2], next), hy = randomHost([5, 1], next);
   const [x, y] = [toTensor(hx), toTensor(hy)];
 
-  it('jvp(grad(loss)) and grad(⟨grad(loss), v⟩) agree with central differences of the gradient along v', async () => {
-    const p = toParams(hp), v = toParams(hv);
-    const a = hvpJvp(p, v, x, y), b = hvpGrad(p, v, x, y);
-    // (∇L(p + εv) - ∇L(p - εv)) / 2ε; p and v are O(1), so a fixed ε = 1e-6 balances truncation and rounding
-    const eps = 1e-6;
-    const shifted = (sign: number): Params => {
-      const q = Object.fromEntries(KEYS.map((k) => [k, tw.add(p[k], tw.mul(v[k], sign * eps))])) as unknown as Params;
-      return gradLoss(q, x, y) as Params;
-    };
-    const [gp, gm] = [shifted(1), shifted(-1)];
-    for (const k of KEYS) {
-      const plus = await data(gp[k]), minus = await data(gm[k]);
-      const want = plus.map((g, i) => (g - minus[i]!) / (2 * eps));
-      expect(a[k].shape).toEqual(SHAPES[k]);
-      assertClose(`HVP jvp∘grad ${k}`, await data(a[k]), want, TOL.f64.rtol, TOL.f64.atol);
-      assertClose(`HVP grad∘⟨grad,v⟩ ${k}`, await data(b[k]), want, TOL.f64.rtol, TOL.f64.atol);
-      // the two analytic forms agree to rounding (the Hessian is symmetric)
-      assertClose(`HVP forms ${k}`, await data(a[k]), await data(b[k]), EXACTISH, 1e-14);
-    }
+  it('checkGrads to order 2 over the parameter pytree and the data: grad of grad and jvp of grad against central differences', async () => {
+    await checkGrads(loss, [toParams(hp), x, y], { order: 2, seed: 2024 });
   });
 
   it('the HVP under jit equals the eager one, and a second call with new values is a cache hit', async () => {

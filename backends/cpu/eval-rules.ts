@@ -184,6 +184,7 @@ export const evalRules: { [P in Primitive]: EvalRule<P> } = {
   sqrt: map1(Math.sqrt),
   rsqrt: map1((x) => 1 / Math.sqrt(x)),
   erf: map1(erf),
+  atan: map1(Math.atan),
   floor: map1(Math.floor),
   ceil: map1(Math.ceil),
   round: map1(roundHalfEven),

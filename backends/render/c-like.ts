@@ -10,7 +10,7 @@ import type { Kernel, ReduceFn, Store } from '../../compiler/kernel-ir/kernel.ts
  * Float functions every C-like target has under the primitive's own name (WGSL builtins, the C math library), so
  * a dialect spells them all with its one `math` rule; a unary primitive of that kind is added here once.
  */
-export const MATH_FUNCTIONS = ['exp', 'log', 'sin', 'cos', 'sqrt'] as const satisfies readonly UnaryOp[];
+export const MATH_FUNCTIONS = ['exp', 'log', 'sin', 'cos', 'sqrt', 'atan'] as const satisfies readonly UnaryOp[];
 export type MathFunction = (typeof MATH_FUNCTIONS)[number];
 const isMath = (fn: UnaryOp): fn is MathFunction => (MATH_FUNCTIONS as readonly UnaryOp[]).includes(fn);
 

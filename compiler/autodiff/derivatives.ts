@@ -63,6 +63,7 @@ export const derivatives: { [P in ElementwisePrimitive]: Derivative } = {
   sqrt: (_, out) => [(t) => safeDiv(mul(t, 0.5), out)],
   rsqrt: ([x], out) => [(t) => safeMul(t, div(mul(out, -0.5), x!))],
   erf: ([x]) => [scaleBy(mul(exp(neg(mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
+  atan: ([x]) => [(t) => div(t, add(mul(x!, x!), 1))],
   add: () => [identity, identity],
   sub: () => [identity, neg],
   mul: ([a, b]) => [scaleBy(b!), scaleBy(a!)],

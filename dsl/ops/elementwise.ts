@@ -1,7 +1,8 @@
 // Elementwise operations with NumPy broadcasting. JS numbers are weakly typed: they take the tensor's dtype.
-// Tensors of different dtypes are never mixed silently: cast one explicitly.
+// Tensors of different dtypes are never mixed silently: cast one explicitly. Every export here is public API
+// (the entry re-exports this module whole), so a new elementwise op is added in this one place.
 
-import { type DType, type FloatDType, isFloat, type NumericDType } from '../dtype.ts';
+import type { DType, FloatDType, NumericDType } from '../dtype.ts';
 import { DTypeError } from '../errors.ts';
 import type { Primitive } from '../primitives.ts';
 import { broadcastShapes, fmtAVal, shapeEq } from '../shape.ts';
@@ -13,7 +14,7 @@ import { broadcastTo } from './shape.ts';
 type Operand<D extends DType> = Tensor<D> | number;
 
 /** Turns numbers into tensors of the other operand's dtype and broadcasts all operands to one shape. */
-export function align(op: string, ...xs: Operand<DType>[]): Tensor[] {
+function align(op: string, ...xs: Operand<DType>[]): Tensor[] {
   const like = xs.find((x): x is Tensor => x instanceof Tensor);
   const dtype: DType = like?.dtype ?? 'f32';
   const ts = xs.map((x) => (x instanceof Tensor ? x : literal(x, dtype)));
@@ -75,6 +76,7 @@ export const sigmoid = unary('logistic');
 export const sqrt = unary('sqrt');
 export const rsqrt = unary('rsqrt');
 export const erf = unary('erf');
+export const atan = unary('atan');
 export const floor = unary('floor');
 export const ceil = unary('ceil');
 /** Rounds half to even, like NumPy. */
@@ -116,9 +118,4 @@ export function stopGradient<D extends DType>(x: Tensor<D>): Tensor<D> {
 /** True where x is neither infinite nor NaN. */
 export function isFinite(x: Tensor<FloatDType>): Tensor<'bool'> {
   return eq(sub(x, x), 0);
-}
-
-/** Refuses integer and bool tensors with a message naming the op (for ops the type system cannot guard). */
-export function requireFloat(op: string, x: Tensor): void {
-  if (!isFloat(x.dtype)) throw new DTypeError(`${op}: needs a float tensor, got ${fmtAVal(x.aval)}`);
 }

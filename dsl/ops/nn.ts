@@ -2,9 +2,9 @@
 
 import type { FloatDType } from '../dtype.ts';
 import { DTypeError, ShapeError } from '../errors.ts';
-import { fmtAVal, normAxis } from '../shape.ts';
+import { fmtAVal, normAxis, requireFloat } from '../shape.ts';
 import type { Tensor } from '../tensor.ts';
-import { add, cos, div, erf, exp, isFinite, mul, requireFloat, rsqrt, sigmoid, sin, stopGradient, sub, tanh, where } from './elementwise.ts';
+import { add, cos, div, erf, exp, isFinite, mul, rsqrt, sigmoid, sin, stopGradient, sub, tanh, where } from './elementwise.ts';
 import { matmul } from './linalg.ts';
 import { logsumexp, max, mean, sum } from './reduce.ts';
 import { reshape, split, stack, swapAxes } from './shape.ts';

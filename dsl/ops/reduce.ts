@@ -1,10 +1,10 @@
 // Reductions over any set of axes (default: all), with keepdims.
 
 import type { DType, FloatDType, NumericDType } from '../dtype.ts';
-import { normAxes, normAxis, sizeOf } from '../shape.ts';
+import { normAxes, normAxis, requireFloat, sizeOf } from '../shape.ts';
 import type { Tensor } from '../tensor.ts';
 import { bind } from '../trace.ts';
-import { add, div, exp, isFinite, log, requireFloat, square, stopGradient, sub, where } from './elementwise.ts';
+import { add, div, exp, isFinite, log, square, stopGradient, sub, where } from './elementwise.ts';
 import { reshape } from './shape.ts';
 
 type Axes = number | readonly number[] | undefined;

@@ -24,7 +24,7 @@ const F = (...shape: number[]): InputSpec => ({ shape });
 const P = (...shape: number[]): InputSpec => ({ shape, range: [0.2, 3] });
 const I = (hi: number, ...shape: number[]): InputSpec => ({ shape, dtype: 'i32', range: [0, hi] });
 
-const unary = (['neg', 'abs', 'sign', 'exp', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'floor', 'ceil', 'round', 'expm1', 'square'] as const).map(
+const unary = (['neg', 'abs', 'sign', 'exp', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'atan', 'floor', 'ceil', 'round', 'expm1', 'square'] as const).map(
   (op): Case => ({ name: op, inputs: [F(3, 70)], fn: (x) => (tw[op] as (t: tw.Tensor) => tw.Tensor)(x) }),
 );
 const positive = (['log', 'log1p', 'sqrt', 'rsqrt'] as const).map((op): Case => ({ name: op, inputs: [P(5, 9)], fn: (x) => (tw[op] as (t: tw.Tensor) => tw.Tensor)(x) }));

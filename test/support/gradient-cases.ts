@@ -1,15 +1,16 @@
 // The gradient property cases: for every differentiable primitive and composite of the public API, a random
-// function of f64 tensors whose VJP is checked against central finite differences and whose JVP is checked
-// against the VJP (checkGradients). test/gradients.test.ts runs them; test/coverage.test.ts traces the same
+// function of f64 tensors whose derivatives twinflow/testing's checkGrads checks (VJP and JVP against central
+// differences, JVP against VJP). test/gradients.test.ts runs them; test/coverage.test.ts traces the same
 // samples to see which primitives they reach. Inputs are kept away from kinks, poles and ties on purpose;
 // those edge cases are tested in test/edge-cases.test.ts.
 
 import fc from 'fast-check';
 import * as tw from 'twinflow';
+import { arb } from 'twinflow/testing';
 import {
-  type Domain, type GradCase, type HostTensor, arbAxis, arbBroadcastShapes, arbBroadcastableTo, arbDistinct, arbHost, arbShape,
+  type Domain, type GradCase, type HostTensor, arbAxis, arbBroadcastShapes, arbDistinct, arbHost, arbShape,
   broadcastIndex, host, range, sizeOf,
-} from './finite-diff.ts';
+} from './host-tensors.ts';
 
 type T = tw.Tensor<'f64'>;
 type Fn = (...xs: T[]) => unknown;
@@ -138,6 +139,7 @@ const elementwise: OpEntry[] = [
   unary('sqrt', tw.sqrt, POSITIVE),
   unary('rsqrt', tw.rsqrt, POSITIVE),
   unary('erf', tw.erf),
+  unary('atan', tw.atan, { min: -4, max: 4 }),
   unary('square', tw.square),
   {
     name: 'clamp (number bounds)',
@@ -398,7 +400,7 @@ const nn: OpEntry[] = [
     // angles broadcast to x's [..., D/2] (fewer leading axes, size-1 axes)
     arb: fc
       .tuple(arbShape(0, 2, 3), fc.integer({ min: 1, max: 3 }))
-      .chain(([sx, half]) => fc.tuple(arbHost([...sx, 2 * half]), arbBroadcastableTo([...sx, half]).chain((sa) => arbHost(sa, { min: -3, max: 3 }))))
+      .chain(([sx, half]) => fc.tuple(arbHost([...sx, 2 * half]), arb.shape({ broadcastableWith: [...sx, half] }).chain((sa) => arbHost(sa, { min: -3, max: 3 }))))
       .map(([x, ang]) => gc([x, ang], tw.rope as Fn, `rope ${shapes([x, ang])}`)),
   },
 ];
