@@ -8,7 +8,7 @@ import { checkpointToBytes } from '../../models/checkpoint/codec.ts';
 import { sample2d } from '../../models/data/toy2d.ts';
 import { modelFor, objectiveConfig } from '../../models/registry.ts';
 import { generate } from '../../models/twinflow/generate.ts';
-import { initialState, STREAMS, type StepState, termNames, trainStep, zeroSums } from '../../models/twinflow/train-step.ts';
+import { freshGuard, initialState, STREAMS, type StepState, termNames, trainStep, zeroSums } from '../../models/twinflow/train-step.ts';
 import type { RunConfig } from './run.ts';
 
 /** The CLI's defaults for 2-D data: `twinflow train --data 2d:checkerboard` (batch 64, lr 3e-3, seed 0). */
@@ -36,6 +36,7 @@ export class TabTrainer {
   private readonly drawKey = tw.random.foldIn(tw.random.key(TRAIN_RUN.seed), STREAMS.draws);
   private state: StepState = { params: this.init.params, ema: this.init.ema, opt: this.init.optState };
   private sums = zeroSums(this.names);
+  private guard = freshGuard(0, this.names);
   /** Whether training should go on (cleared by pause), and whether its loop is still going. */
   private wanted = false;
   private running = false;
@@ -90,10 +91,13 @@ export class TabTrainer {
       for (let k = 0; k < LOG_EVERY; k++) {
         // the CLI's batch for 2-D data: problem().batch in scripts/cli/problem.ts
         const batch = { x: sample2d('checkerboard', tw.random.foldIn(this.dataKey, this.steps), TRAIN_RUN.batch), cond: null, nullCond: null };
-        ({ state: this.state, sums: this.sums } = this.step(this.state, this.sums, batch, tw.random.foldIn(this.drawKey, this.steps)));
+        ({ state: this.state, sums: this.sums, guard: this.guard } = this.step(this.state, this.sums, this.guard, batch, tw.random.foldIn(this.drawKey, this.steps)));
         this.steps++;
       }
       const loss = (await this.sums.loss.item()) / LOG_EVERY;
+      const bad = await this.guard.first.item();
+      // the step froze the state at the first non-finite update: stop there, as the CLI does
+      if (bad >= 0) throw new Error(`step ${bad + 1}: the loss or gradients were not finite; training stopped`);
       this.rate = (LOG_EVERY * 1000) / (performance.now() - t0);
       this.sums = zeroSums(this.names);
       this.lossSteps.push(this.steps);

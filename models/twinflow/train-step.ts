@@ -1,7 +1,7 @@
-// One TwinFlow training step: twinflowLoss → valueAndGrad → clip → AdamW → EMA, jitted once, with the state
-// and the running loss sums donated (the page trains with it). The run's initial state, optimizer, loss-term
-// names and random streams are here too and shared with the CLI, whose step (scripts/cli/train.ts) is this
-// computation plus its non-finite guard, so both train the same model the same way.
+// One TwinFlow training step: twinflowLoss → valueAndGrad → clip → AdamW → EMA, with a non-finite guard,
+// jitted once, its state, running loss sums and guard donated. The CLI (scripts/cli/train.ts) and the page
+// (examples/web/train.ts) both train with it, from the run's initial state, optimizer, loss-term names and
+// random streams, which are here too.
 
 import * as tw from '../../core.ts';
 import type { Network } from '../backbones/types.ts';
@@ -35,29 +35,60 @@ export function termNames(cfg: TwinFlowConfig, batch: number): string[] {
   return cfg.rectify > 0 && names.includes('e2e') ? [...names, 'rectify'] : names;
 }
 
-export type Sums = { loss: tw.Tensor<'f32'>; terms: Record<string, tw.Tensor<'f32'>> };
+/** Loss sums since the last read, over `count` applied steps. */
+export type Sums = { loss: tw.Tensor<'f32'>; terms: Record<string, tw.Tensor<'f32'>>; count: tw.Tensor<'f32'> };
+/**
+ * The non-finite guard, carried through the step: the step counter, the first step whose loss or gradients
+ * were not finite (−1: none yet), which of the checked values (`checkedValues` order) were not finite there,
+ * and how many steps were left out. Read it where the loop reads the device anyway: no extra sync per step.
+ */
+export type Guard = { step: tw.Tensor<'i32'>; first: tw.Tensor<'i32'>; which: tw.Tensor<'i32'>; skipped: tw.Tensor<'i32'> };
+/** What a non-finite step does: `stop` freezes the state from that step on (the caller reports it), `skip` leaves each such update out. */
+export type OnNan = 'stop' | 'skip';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- params trees differ per backbone
 export type StepState = { params: any; ema: any; opt: any };
 
+/** The values the guard checks, in the order of its `which`. */
+export const checkedValues = (names: readonly string[]): string[] => [...names, 'loss', 'gradients'];
 /** Zeroed running sums of the loss and each term. */
-export const zeroSums = (names: readonly string[]): Sums => ({ loss: tw.scalar(0), terms: Object.fromEntries(names.map((n) => [n, tw.scalar(0)])) });
+export const zeroSums = (names: readonly string[]): Sums => ({ loss: tw.scalar(0), terms: Object.fromEntries(names.map((n) => [n, tw.scalar(0)])), count: tw.scalar(0) });
+/** A guard that has seen nothing non-finite, its counter at step `start`. */
+export const freshGuard = (start: number, names: readonly string[]): Guard => ({
+  step: tw.scalar(start, 'i32'), first: tw.scalar(-1, 'i32'), which: tw.zeros([checkedValues(names).length], 'i32'), skipped: tw.scalar(0, 'i32'),
+});
 
 /**
- * The jitted step: (state, sums, batch, key) → { state, sums }, the loss and terms added to the sums (read
- * them every few steps; reading each step would wait for the device). State and sums are donated.
+ * The jitted step: (state, sums, guard, batch, key) → { state, sums, guard }, the loss and terms of applied
+ * steps added to the sums (read them every few steps; reading each step would wait for the device). State,
+ * sums and guard are donated.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- params and conditions differ per backbone
-export function trainStep(net: Network<any, any>, opt: ReturnType<typeof optimizerFor>, cfg: TwinFlowConfig, names: readonly string[]) {
-  return tw.jit((s: StepState, sums: Sums, batch: Batch<unknown>, key: tw.random.Key) => {
+export function trainStep(net: Network<any, any>, opt: ReturnType<typeof optimizerFor>, cfg: TwinFlowConfig, names: readonly string[], onNan: OnNan = 'stop') {
+  return tw.jit((s: StepState, sums: Sums, guard: Guard, batch: Batch<unknown>, key: tw.random.Key) => {
     const draws = drawStep(key, batch.x.shape, cfg);
     const [[loss, terms], grads] = tw.valueAndGrad((p: StepState['params']) => {
       const out = twinflowLoss(net, p, s.ema, batch, draws, cfg);
       return [out.loss, out.terms] as [tw.Tensor<'f32'>, Record<string, tw.Tensor<'f32'>>];
     }, { hasAux: true })(s.params);
-    const next = opt.update(clipByGlobalNorm(grads, 1).grads, s.opt, s.params);
+    const clipped = clipByGlobalNorm(grads, 1);
+    const next = opt.update(clipped.grads, s.opt, s.params);
+    const nonFinite = tw.stack([...names.map((n) => terms[n]!), loss, clipped.norm].map((v) => tw.logicalNot(tw.isFinite(v)).cast('i32')));
+    const ok = nonFinite.sum().eq(0);
+    const firstBad = tw.logicalAnd(tw.logicalNot(ok), guard.first.lt(0));
+    // skip: leave out every non-finite step; stop: also freeze after the first, so the state stays finite
+    const apply = onNan === 'skip' ? ok : tw.logicalAnd(ok, guard.first.lt(0));
+    const keep = <X>(a: X, b: X): X => tw.treeMap((x, y) => tw.where(apply, x, y), a, b);
+    const state: StepState = { params: next.params, ema: emaUpdate(s.ema, next.params, EMA_DECAY, s.opt.step), opt: next.state };
+    const add = (sum: tw.Tensor<'f32'>, v: tw.Tensor<'f32'>) => sum.add(tw.where(apply, v, 0));
     return {
-      state: { params: next.params, ema: emaUpdate(s.ema, next.params, EMA_DECAY, s.opt.step), opt: next.state } as StepState,
-      sums: { loss: sums.loss.add(loss), terms: Object.fromEntries(names.map((n) => [n, sums.terms[n]!.add(terms[n]!)])) } as Sums,
+      state: keep(state, s),
+      sums: { loss: add(sums.loss, loss), terms: Object.fromEntries(names.map((n) => [n, add(sums.terms[n]!, terms[n]!)])), count: sums.count.add(apply.cast('f32')) } as Sums,
+      guard: {
+        step: guard.step.add(1),
+        first: tw.where(firstBad, guard.step, guard.first),
+        which: tw.where(firstBad, nonFinite, guard.which),
+        skipped: guard.skipped.add(tw.logicalNot(ok).cast('i32')),
+      } as Guard,
     };
-  }, { name: 'trainStep', donate: [0, 1] });
+  }, { name: 'trainStep', donate: [0, 1, 2] });
 }

@@ -11,17 +11,15 @@ import * as tw from '../../index.ts';
 import { checkpointFiles, loadCheckpoint } from '../../models/checkpoint/checkpoint.ts';
 import { CheckpointWriteError, cleanCheckpoints, listCheckpoints, saveCheckpointSet, type SaveSetOptions } from '../../models/checkpoint/run-folder.ts';
 import { decodeSafetensors } from '../../models/checkpoint/safetensors.ts';
-import { clipByGlobalNorm } from '../../models/optim/clip.ts';
-import { emaUpdate } from '../../models/optim/ema.ts';
-import { drawStep } from '../../models/twinflow/draws.ts';
-import { twinflowLoss } from '../../models/twinflow/objective.ts';
-import { EMA_DECAY, initialState as freshState, STREAMS, termNames } from '../../models/twinflow/train-step.ts';
+import {
+  checkedValues, freshGuard, initialState as freshState, type OnNan, STREAMS, type Sums, type StepState, termNames, trainStep, zeroSums,
+} from '../../models/twinflow/train-step.ts';
 import { lineChart } from './plot.ts';
 import { checkMemory } from './limits.ts';
 import { objectiveConfig, problem } from './problem.ts';
 import { cleanRunTemporaries, type HistoryPoint, latestCheckpointOf, readJson, readRunConfig, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
 
-export { EMA_DECAY, STREAMS }; // models/twinflow/train-step.ts, shared with the page
+export { STREAMS }; // models/twinflow/train-step.ts, shared with the page
 /** The loss history inside each checkpoint folder. */
 const HISTORY = 'history.json';
 
@@ -34,7 +32,7 @@ export interface TrainOptions {
   /** Step folders to keep (default 2). */
   keepCheckpoints?: number;
   /** A step whose loss or gradients are not finite: stop (default; the last finite checkpoint stays) or skip its update. */
-  onNan?: 'stop' | 'skip';
+  onNan?: OnNan;
   /** Progress output: a redrawn bar (TTY) or one line per log point. */
   progress: 'bar' | 'lines';
   /** Where progress lines and messages go (stderr by default). */
@@ -59,14 +57,6 @@ export class NonFiniteError extends Error {
   override name = 'NonFiniteError';
 }
 
-/** Loss sums since the last log point, over `count` applied steps. */
-type Sums = { loss: tw.Tensor<'f32'>; terms: Record<string, tw.Tensor<'f32'>>; count: tw.Tensor<'f32'> };
-/**
- * The non-finite guard, carried through the step: the step counter, the first step whose loss or gradients
- * were not finite (−1: none yet), which of the checked values were not finite there (1s in CHECKED order),
- * and how many steps were left out.
- */
-type Guard = { step: tw.Tensor<'i32'>; first: tw.Tensor<'i32'>; which: tw.Tensor<'i32'>; skipped: tw.Tensor<'i32'> };
 
 /** A run's parameters, EMA and optimizer state, freshly initialised from its seed (the template for loading). */
 export function initialState(run: RunConfig) {
@@ -149,42 +139,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
 
   const names = termNames(cfg, run.batch);
-  const checked = [...names, 'loss', 'gradients'];
-  const zeroSums = (): Sums => ({ loss: tw.scalar(0), terms: Object.fromEntries(names.map((n) => [n, tw.scalar(0)])), count: tw.scalar(0) });
-  type State = { params: typeof params; ema: typeof ema; opt: typeof optState };
-  const step = tw.jit((s: State, sums: Sums, guard: Guard, batch: ReturnType<typeof prob.batch>, key: tw.random.Key) => {
-    const draws = drawStep(key, batch.x.shape, cfg);
-    const [[loss, terms], grads] = tw.valueAndGrad((p: State['params']) => {
-      const out = twinflowLoss(prob.net, p, s.ema, batch, draws, cfg);
-      return [out.loss, out.terms] as [tw.Tensor<'f32'>, Record<string, tw.Tensor<'f32'>>];
-    }, { hasAux: true })(s.params);
-    const clipped = clipByGlobalNorm(grads, 1);
-    const next = opt.update(clipped.grads, s.opt, s.params);
-    const nonFinite = tw.stack([...names.map((n) => terms[n]!), loss, clipped.norm].map((v) => tw.logicalNot(tw.isFinite(v)).cast('i32')));
-    const ok = nonFinite.sum().eq(0);
-    const firstBad = tw.logicalAnd(tw.logicalNot(ok), guard.first.lt(0));
-    // skip: leave out every non-finite step; stop: also freeze after the first, so the state stays finite
-    const apply = onNan === 'skip' ? ok : tw.logicalAnd(ok, guard.first.lt(0));
-    const keep = <X>(a: X, b: X): X => tw.treeMap((x, y) => tw.where(apply, x, y), a, b);
-    const state = { params: next.params, ema: emaUpdate(s.ema, next.params, EMA_DECAY, s.opt.step), opt: next.state };
-    const add = (sum: tw.Tensor<'f32'>, v: tw.Tensor<'f32'>) => sum.add(tw.where(apply, v, 0));
-    return {
-      state: keep(state, s),
-      sums: { loss: add(sums.loss, loss), terms: Object.fromEntries(names.map((n) => [n, add(sums.terms[n]!, terms[n]!)])), count: sums.count.add(apply.cast('f32')) },
-      guard: {
-        step: guard.step.add(1),
-        first: tw.where(firstBad, guard.step, guard.first),
-        which: tw.where(firstBad, nonFinite, guard.which),
-        skipped: guard.skipped.add(tw.logicalNot(ok).cast('i32')),
-      },
-    };
-  }, { name: 'trainStep', donate: [0, 1, 2] });
+  const checked = checkedValues(names);
+  const step = trainStep(prob.net, opt, cfg, names, onNan);
 
   const base = tw.random.key(run.seed);
   const [dataKey, drawKey] = [tw.random.foldIn(base, STREAMS.data), tw.random.foldIn(base, STREAMS.draws)];
-  let state: State = { params, ema, opt: optState };
-  let sums = zeroSums();
-  let guard: Guard = { step: tw.scalar(start, 'i32'), first: tw.scalar(-1, 'i32'), which: tw.zeros([checked.length], 'i32'), skipped: tw.scalar(0, 'i32') };
+  let state: StepState = { params, ema, opt: optState };
+  let sums = zeroSums(names);
+  let guard = freshGuard(start, names);
   let saved = start;
   let reported = -1; // the first non-finite step already reported (skip mode)
 
@@ -234,7 +196,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let firstDone = 0; // when the first (compiling) step of this session finished
   const logPoint = async () => {
     const point = await readSums(sums, i, lastLog);
-    [sums, lastLog] = [zeroSums(), { step: i, time: performance.now() }];
+    [sums, lastLog] = [zeroSums(names), { step: i, time: performance.now() }];
     await checkGuard();
     if (point) history.push(point);
     const terms = point ? Object.entries({ loss: point.loss, ...point.terms }).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join(' ') : 'every update skipped';
