@@ -9,7 +9,7 @@ import type { Tensor } from '../dsl/tensor.ts';
 import { type Expr, renameArgs, type ScalarType, topoOrder } from './kernel-ir/expr.ts';
 import { type Kernel, kernelKey, type KernelArg, type Store } from './kernel-ir/kernel.ts';
 import { type Group, partition, type Partition } from './fusion/partition.ts';
-import { FusionMismatch, type LoweringContext, lowerGroup, lowerSort, scalarType } from './lower/lower-group.ts';
+import { type LoweringContext, lowerGroup, lowerSort, scalarType } from './lower/lower-group.ts';
 import { memoryOrder } from './schedule.ts';
 
 export type PlanValue =
@@ -62,7 +62,11 @@ export interface PlanOptions {
 }
 
 /** A kernel binds more buffers than the backend allows: materialize `node` to split its group. */
-class TooManyArgs extends FusionMismatch {}
+class TooManyArgs extends Error {
+  constructor(readonly node: number) {
+    super(`node %${node}'s kernel binds too many buffers`);
+  }
+}
 
 export function buildPlan(g: Graph, opts: PlanOptions): Plan {
   const forced = new Set<number>();
@@ -70,10 +74,8 @@ export function buildPlan(g: Graph, opts: PlanOptions): Plan {
     try {
       return schedule(g, partition(g, forced), opts);
     } catch (e) {
-      if (!(e instanceof FusionMismatch) || forced.has(e.node)) {
-        if (e instanceof TooManyArgs) throw new Error(`internal: kernel needs more than ${opts.maxArgs} buffers even after splitting`);
-        throw e;
-      }
+      if (!(e instanceof TooManyArgs)) throw e;
+      if (forced.has(e.node)) throw new Error(`internal: kernel needs more than ${opts.maxArgs} buffers even after splitting`);
       forced.add(e.node);
     }
   }

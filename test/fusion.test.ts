@@ -2,8 +2,10 @@
 
 import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
+import { buildPlan } from '../compiler/plan.ts';
 import { mlpAdamwStep } from './support/mlp-adamw-step.ts';
 import { unavailable } from './support/backend-probe.ts';
+import { expectClose } from './support/expect-close.ts';
 
 const kernels = (f: (...a: never[]) => unknown, ...args: unknown[]) => tw.explain(f as never, ...args).kernels;
 
@@ -49,7 +51,37 @@ describe('fusion', () => {
   });
 });
 
-const webgpu = await unavailable('webgpu', 'fusion: skipping the webgpu constants check');
+// Row sums read through a transpose: lowering has a reduction's result only at its own row, so fusion keeps the
+// sum the root of its own group; read along its row (the softmax shape), the sum is fused.
+const transposedRowSums = <D extends 'f32' | 'f64'>(a: tw.Tensor<D>) => tw.add(a, tw.transpose(tw.sum(a, [1], true)));
+const rowSums = <D extends 'f32' | 'f64'>(a: tw.Tensor<D>) => tw.add(a, tw.sum(a, [1], true));
+const squareValues = Array.from({ length: 256 }, (_, i) => Math.sin(i));
+const square = tw.tensor(squareValues, 'f32', [16, 16]);
+
+describe('fusion of a reduction read away from its row', () => {
+  it('is decided by the partitioner: planned in one pass, the sum its own kernel', () => {
+    // without a buffer limit the planner never partitions again, and lowering has no way to ask it to: a plan
+    // is built only if every group lowers the first time
+    const g = tw.simplify(tw.traceGraph(transposedRowSums as never, [square]).graph, { final: true });
+    const plan = buildPlan(g, { bytesPer: () => 4 });
+    expect(plan.steps.map((s) => s.kernel.kind)).toEqual(['reduce', 'map']);
+    expect(kernels(rowSums, square).map((k) => k.kind)).toEqual(['reduce']);
+  });
+});
+
+const webgpu = await unavailable('webgpu', 'fusion: skipping the webgpu checks');
+
+describe.skipIf(webgpu !== undefined)('a reduction read through a transpose on webgpu', () => {
+  it('matches the cpu oracle', async () => {
+    const want = Array.from(await tw.jit(transposedRowSums)(tw.tensor(squareValues, 'f64', [16, 16])).data());
+    await tw.setBackend('webgpu');
+    try {
+      expectClose(await tw.jit(transposedRowSums)(tw.tensor(squareValues, 'f32', [16, 16])).data(), want, 1e-5, 1e-5);
+    } finally {
+      await tw.setBackend('cpu');
+    }
+  });
+});
 
 describe.skipIf(webgpu !== undefined)('fusion with constants made on webgpu', () => {
   it('softmax reads only its input: folded constants stay literals though WebGPU cannot read them back synchronously', async () => {

@@ -8,9 +8,9 @@
 //     reductions over the same rows, then elementwise work on the row) or its output shape (epilogue);
 //   - a dot joins a map group whose root has its output shape (bias, activation, residual epilogues);
 //   - sorts and scatters make groups of their own.
-// One case is left to lowering: a reduction's result read at coordinates other than its own row (through a
-// transpose or slice, say) cannot be fused, and only the index arithmetic shows it; lowering then asks for
-// that node to be materialized (FusionMismatch) and the planner partitions again.
+// A kernel has a reduction's (or dot's) result only at its own row (or output element), so one joins only if
+// every path from it to where the group reads or stores it keeps those coordinates (keepsCoords); a result
+// read through a transpose or slice, say, stays the root of its own group.
 // Because every non-root member has all its consumers inside its group, groups form a DAG.
 // A reshape that would have to be materialized on its own is an alias of its input's buffer instead.
 // A cheap elementwise node (a few ops over materialized values or constants) that several groups need is
@@ -18,7 +18,7 @@
 
 import type { Graph, Node, PrimNode } from '../../dsl/graph.ts';
 import { shapeEq, sizeOf, type Shape } from '../../dsl/shape.ts';
-import { type FusionRole, ruleOf } from '../lower/rules.ts';
+import { type FusionRole, POINTWISE, ruleOf } from '../lower/rules.ts';
 
 export type GroupKind = 'map' | 'reduce' | 'matmul' | 'scatter' | 'sort';
 
@@ -59,7 +59,7 @@ function reduceAxes(n: PrimNode): number[] {
 }
 const GROUP_OF_ROLE: Record<FusionRole, GroupKind> = { elementwise: 'map', movement: 'map', opaque: 'map', reduce: 'reduce', dot: 'matmul', scatter: 'scatter', sort: 'sort' };
 
-/** `forcedRoots`: nodes that must be materialized (lowering asks for this when a fusion does not fit). */
+/** `forcedRoots`: nodes that must be materialized (the planner splits a group that binds too many buffers). */
 export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()): Partition {
   const consumers: number[][] = g.nodes.map(() => []);
   for (const n of g.nodes) if (n.kind === 'prim') for (const i of n.inputs) consumers[i]!.push(n.id);
@@ -81,10 +81,10 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
     if (r === 'reduce') {
       const x = shapeOf(n.inputs[0]!);
       const axes = reduceAxes(n);
-      if (grp.kind === 'map') return shapeEq(shapeOf(grp.root), x) || shapeEq(shapeOf(grp.root), n.aval.shape);
-      return grp.kind === 'reduce' && shapeEq(grp.signature!.shape, x) && axes.join() === grp.signature!.axes.join();
+      if (grp.kind === 'map') return (shapeEq(shapeOf(grp.root), x) || shapeEq(shapeOf(grp.root), n.aval.shape)) && keepsCoords(n, grp, { shape: x, axes });
+      return grp.kind === 'reduce' && shapeEq(grp.signature!.shape, x) && axes.join() === grp.signature!.axes.join() && keepsCoords(n, grp, grp.signature!);
     }
-    if (r === 'dot') return grp.kind === 'map' && shapeEq(shapeOf(grp.root), n.aval.shape);
+    if (r === 'dot') return grp.kind === 'map' && shapeEq(shapeOf(grp.root), n.aval.shape) && keepsCoords(n, grp);
     if (r === 'sort' || r === 'scatter') return false;
     if (grp.kind === 'matmul' && feedsDot(n, grp)) return r === 'movement';
     return grp.kind !== 'scatter' && grp.kind !== 'sort';
@@ -95,6 +95,44 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
     if (grp.kind !== 'reduce') return false;
     const { shape, axes } = grp.signature!;
     return shapeEq(n.aval.shape, shape) || shapeEq(n.aval.shape, shape.filter((_, d) => !axes.includes(d)));
+  };
+  /**
+   * Whether the stage `n` (a reduction with row signature `sig`, or a dot) is read only at its own coordinates
+   * in `grp`. Walks every path from `n` to the group's stores and later stages, tracking for each dimension of
+   * a value which dimension of `n`'s result it carries (null: a size-1 or broadcast dimension, which the value
+   * does not depend on). Pointwise ops keep the map, broadcasts only fill size-1 dimensions, reshapes may only
+   * add or drop size-1 dimensions; any other op (transpose, slice, pad, gather…) moves coordinates.
+   */
+  const keepsCoords = (n: PrimNode, grp: Group, sig?: { shape: Shape; axes: number[] }): boolean => {
+    type Dims = (number | null)[];
+    const rowDims = sig && sig.shape.map((_, d) => d).filter((d) => !sig.axes.includes(d));
+    // a value of `shape` read at the kernel's own coordinates: the row's, the full row's (stage bodies, stores
+    // of a reduce group), or the dot's output element
+    const readsAt = (shape: Shape, m: Dims): boolean => {
+      if (!sig) return shapeEq(shape, n.aval.shape) && m.every((j, d) => j === null || j === d);
+      if (shapeEq(shape, n.aval.shape)) return m.every((j, d) => j === null || j === d);
+      return shapeEq(shape, sig.shape) && m.every((j, d) => j === null || rowDims![j] === d);
+    };
+    const seen = new Set<string>();
+    const walk = (id: number, m: Dims): boolean => {
+      const key = `${id}|${m.join()}`;
+      if (seen.has(key)) return true;
+      seen.add(key);
+      if ((id === grp.root || grp.extraOutputs.includes(id)) && !readsAt(shapeOf(id), m)) return false;
+      if (id === grp.root) return true;
+      return consumers[id]!.every((c) => {
+        const cn = g.nodes[c] as PrimNode;
+        if (grp.core.includes(c)) return readsAt(shapeOf(id), m);
+        if (POINTWISE.has(cn.prim)) return walk(c, m);
+        if (cn.prim === 'broadcast') return walk(c, m);
+        if (cn.prim !== 'reshape') return false;
+        const from = shapeOf(id).flatMap((s, d) => (s === 1 ? [] : [d]));
+        const to = shapeOf(c).flatMap((s, d) => (s === 1 ? [] : [d]));
+        if (from.length !== to.length || from.some((d, i) => shapeOf(id)[d] !== shapeOf(c)[to[i]!])) return false;
+        return walk(c, shapeOf(c).map((s, d) => (s === 1 ? null : (m[from[to.indexOf(d)]!] ?? null))));
+      });
+    };
+    return walk(n.id, n.aval.shape.map((s, d) => (s === 1 ? null : d)));
   };
   const readsBuffers = (c: number) => role(g.nodes[c] as PrimNode) === 'sort';
   const feedsDot = (n: PrimNode, grp: Group) => consumers[n.id]!.some((c) => c === grp.core[0] || grp.prologue.has(c));

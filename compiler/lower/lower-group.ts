@@ -1,8 +1,8 @@
 // Lowering a fused group to a kernel: the value of the group's root at symbolic coordinates, built by walking
 // the group's nodes with each primitive's rule (rules.ts): movement ops become index arithmetic, elementwise
 // ops expressions, values from outside the group loads. Reductions (and the dot) of the group are referenced
-// as stage results, which is only valid at the kernel's own row (or output element); a stage read elsewhere is
-// a FusionMismatch and the planner materializes that node instead.
+// as stage results, which is only valid at the kernel's own row (or output element); fusion (partition.ts
+// keepsCoords) joins a stage only where it is read there.
 
 import type { DType } from '../../dsl/dtype.ts';
 import type { Graph, PrimNode } from '../../dsl/graph.ts';
@@ -12,12 +12,6 @@ import { delinearize, iclamp, linearize } from '../kernel-ir/index-math.ts';
 import type { Kernel, KernelArg, Stage, Store } from '../kernel-ir/kernel.ts';
 import type { Group } from '../fusion/partition.ts';
 import { ruleOf } from './rules.ts';
-
-export class FusionMismatch extends Error {
-  constructor(readonly node: number) {
-    super(`node %${node} cannot be fused at this position`);
-  }
-}
 
 export class UnsupportedDType extends Error {}
 
@@ -78,7 +72,7 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArgs: number[], n
     const p = n as PrimNode;
     const core = coreAt.get(id);
     if (core) {
-      if (core.coords.length !== coords.length || core.coords.some((c, i) => c !== coords[i])) throw new FusionMismatch(id);
+      if (core.coords.length !== coords.length || core.coords.some((c, i) => c !== coords[i])) throw new Error(`internal: ${p.prim} node %${id} read away from its own row in a ${grp.kind} group`);
       // f16/bf16 sums, products and dot products accumulate in f32
       return isHalf(type) && core.wide ? cast(stage(core.stage, 'f32'), type) : stage(core.stage, type);
     }
@@ -122,7 +116,7 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArgs: number[], n
       const sh = node(out.node).aval.shape;
       if (shapeEq(sh, outer)) rowStores.push({ arg: out.arg, index: variable('row', [0, Math.max(rows, 1) - 1]), value: at(out.node, o) });
       else if (shapeEq(sh, shape)) colStores.push({ arg: out.arg, index: linearize(full, shape), value: at(out.node, full) });
-      else throw new FusionMismatch(out.node);
+      else throw new Error(`internal: ${(node(out.node) as PrimNode).prim} node %${out.node} stored outside the row space of a reduce group`);
     }
     // Rows along the innermost axis are read coalesced by a workgroup; otherwise one thread per row keeps
     // neighbouring threads on neighbouring addresses.

@@ -134,5 +134,8 @@ export const lowerRules: { [P in Primitive]: LowerRule<P> } = {
   },
 };
 
+/** Primitives whose `at` reads each input at the node's own coordinates (fusion keeps a stage's row through them). */
+export const POINTWISE: ReadonlySet<Primitive> = new Set<Primitive>([...UNARY, ...BINARY, 'cast', 'stopGradient', 'select']);
+
 /** The lowering rule of a node's primitive. */
 export const ruleOf = <P extends Primitive>(n: PrimNode<P>): LowerRule<P> => lowerRules[n.prim as P];
