@@ -26,10 +26,22 @@ function leavesLike(name: string, what: string, tree: unknown, def: TreeDef, wan
   return leaves;
 }
 
+let plainDepth = 0;
+
+/** Runs `body` with every customVjp/customJvp differentiated as its plain f (checkGrads' customRules option). */
+export function withPlainDerivatives<T>(body: () => T): T {
+  plainDepth++;
+  try {
+    return body();
+  } finally {
+    plainDepth--;
+  }
+}
+
 /** Runs f, or inside a trace being differentiated records a call with the rules `makeCall` builds. */
 function callWith(name: string, f: Fn, args: unknown[], makeCall: (inDef: TreeDef, inAvals: AVal[], outDef: TreeDef, outAvals: AVal[]) => CustomCall): unknown {
   const top = innermostTrace();
-  if (!top?.keepsCustom) return f(...args);
+  if (!top?.keepsCustom || plainDepth > 0) return f(...args);
   const [leaves, inDef] = flatten(args);
   const { graph, outDef } = traceGraph(f, args);
   if (graph.captures.length) {

@@ -79,6 +79,16 @@ describe('customVjp', async () => {
     expect((e as GradCheckError).report).toMatchObject({ check: 'VJP against central differences' });
   });
 
+  it("checkGrads with customRules: 'derivative' accepts the estimator and still checks the code around it", async () => {
+    const x = vec(0.4, 1.6, -2.3);
+    await checkGrads((x: T) => tw.mul(ste(x), 2), [x], { customRules: 'derivative' });
+    // x + sg(x² - x): the value is x², the derivative AD sees is 1
+    const wrong = (x: T) => tw.add(tw.mul(ste(x), 2), tw.add(x, tw.stopGradient(tw.sub(tw.square(x), x))));
+    const e = await checkGrads(wrong, [x], { customRules: 'derivative', modes: ['rev'] }).then(() => undefined, (err: unknown) => err);
+    expect(e).toBeInstanceOf(GradCheckError);
+    await expect(checkGrads(ste, [x], { customRules: 'yes' as 'check' })).rejects.toThrow(/customRules must be 'check' or 'derivative'/);
+  });
+
   it('pytree arguments and outputs; vjp with an explicit cotangent', async () => {
     const f = tw.customVjp(
       (p: { a: T; b: T }) => ({ s: tw.add(p.a, p.b), d: tw.sub(p.a, p.b) }),
