@@ -15,13 +15,16 @@ import { traceGraph, vjp } from './transforms.ts';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Fn = (...args: any[]) => any;
 
-/** Leaves of `tree`, checked to have `def`'s structure and the avals `want`; `what` names them in errors. */
+/**
+ * Leaves of `tree`, checked to have `def`'s structure and the avals `want` (only the shape where `want` is not
+ * a float: a cotangent for an integer argument is ignored); `what` names them in errors.
+ */
 function leavesLike(name: string, what: string, tree: unknown, def: TreeDef, want: readonly AVal[]): Tensor[] {
   const [leaves, got] = flatten(tree);
   if (treeKey(got) !== treeKey(def)) throw new TransformError(`${name}: ${what} has structure ${treeKey(got)}, expected ${treeKey(def)}`);
   leaves.forEach((l, i) => {
     const w = want[i]!;
-    if (l.dtype !== w.dtype || !shapeEq(l.shape, w.shape)) throw new TransformError(`${name}: ${what}, leaf ${i}, is ${fmtAVal(l.aval)} but must be ${fmtAVal(w)}`);
+    if ((isFloat(w.dtype) && l.dtype !== w.dtype) || !shapeEq(l.shape, w.shape)) throw new TransformError(`${name}: ${what}, leaf ${i}, is ${fmtAVal(l.aval)} but must be ${fmtAVal(w)}`);
   });
   return leaves;
 }
@@ -78,9 +81,8 @@ export function customVjp<F extends Fn, R>(
           pullback(cts) {
             const ct = unflatten(outDef, cts.map((c, i) => c ?? zerosLike(outputs[i]!))) as ReturnType<F>;
             const back = bwd(res, ct);
-            if (!Array.isArray(back) || back.length !== (unflatten(inDef, ins) as unknown[]).length) {
-              throw new TransformError(`${name}: bwd must return an array with one cotangent per argument (${(unflatten(inDef, ins) as unknown[]).length})`);
-            }
+            const arity = (unflatten(inDef, ins) as unknown[]).length;
+            if (!Array.isArray(back) || back.length !== arity) throw new TransformError(`${name}: bwd must return an array with one cotangent per argument (${arity})`);
             return leavesLike(name, "bwd's cotangent", back, inDef, inAvals);
           },
         };

@@ -103,6 +103,17 @@ describe('customVjp', async () => {
     expect(await host(g.b)).toEqual([0, 0.5]);
   });
 
+  it('an integer argument is held fixed: its cotangent is ignored', async () => {
+    const pick = tw.customVjp(
+      (x: T, i: tw.Tensor<'i32'>) => tw.take(x, i, 0),
+      (x: T, i: tw.Tensor<'i32'>) => [tw.take(x, i, 0), i],
+      // scatter by a one-hot product, doubled so the rule is visibly the one applied
+      (i: tw.Tensor<'i32'>, ct: T) => [tw.mul(tw.matmul(ct, tw.oneHot(i, 3, 'f64')), 2), tw.zerosLike(i)],
+    );
+    const g = tw.grad((x: T) => tw.sum(pick(x, tw.tensor(Int32Array.from([2, 0]), 'i32', [2]))))(vec(1, 2, 3));
+    expect(await host(g)).toEqual([2, 0, 2]);
+  });
+
   it('second order differentiates bwd: grad of grad of the straight-through estimator is 0, of a cubic bwd 6x', async () => {
     const x = vec(0.4, 1.6);
     expect(await host(tw.grad((x: T) => tw.sum(tw.grad((y: T) => tw.sum(ste(y)))(x)))(x))).toEqual([0, 0]);
@@ -115,6 +126,8 @@ describe('customVjp', async () => {
   it('names the problem: bwd with the wrong shape, jvp through a customVjp, a closed-over traced value', async () => {
     const bad = tw.customVjp((x: T) => tw.sum(x), (x: T) => [tw.sum(x), null], (_r: null, ct: T) => [ct]);
     expect(() => tw.grad(bad)(vec(1, 2))).toThrow(/customVjp\(anonymous\): bwd's cotangent, leaf 0, is f64\[\] but must be f64\[2\]/);
+    const notArray = tw.customVjp((x: T) => tw.sum(x), (x: T) => [tw.sum(x), null], (_r: null, ct: T) => ct as unknown as unknown[]);
+    expect(() => tw.grad(notArray)(vec(1, 2))).toThrow(/bwd must return an array with one cotangent per argument \(1\)/);
     expect(() => tw.jvp(ste, [vec(1)], [vec(1)])).toThrow(/has no forward-mode rule/);
     const outer = (x: T) => {
       const inner = tw.customVjp((y: T) => tw.mul(y, x), (y: T) => [tw.mul(y, x), null], (_r: null, ct: T) => [ct]);
