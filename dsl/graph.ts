@@ -20,7 +20,27 @@ export interface ConstNode {
 export type PrimNode<P extends Primitive = Primitive> = {
   [Q in P]: { kind: 'prim'; id: number; aval: AVal; prim: Q; inputs: number[]; attrs: PrimitiveAttrs[Q] };
 }[P];
-export type Node = InputNode | ConstNode | PrimNode;
+/**
+ * One output of a call to a function with a user-defined derivative (dsl/custom.ts). A call is one node per
+ * output leaf, emitted consecutively and sharing `call`; only traces being differentiated record them (jit and
+ * printing inline the function), so compilers never see one.
+ */
+export interface CustomNode {
+  kind: 'custom';
+  id: number;
+  aval: AVal;
+  inputs: number[];
+  call: CustomCall;
+  /** Which output of the call this node is. */
+  index: number;
+}
+/** The rules of a custom call over flattened leaves; both run as ordinary DSL code through `bind`. */
+export interface CustomCall {
+  readonly name: string;
+  linearize(ins: Tensor[]): { outputs: Tensor[]; pullback(cts: (Tensor | null)[]): (Tensor | null)[] };
+  pushForward(ins: Tensor[], tangents: (Tensor | null)[]): { outputs: Tensor[]; tangents: Tensor[] };
+}
+export type Node = InputNode | ConstNode | PrimNode | CustomNode;
 
 export interface Graph {
   readonly nodes: readonly Node[];
@@ -50,6 +70,11 @@ export class GraphWriter {
     this.nodes.push({ kind: 'prim', id, prim, inputs, attrs, aval } as PrimNode);
     return id;
   }
+  custom(call: CustomCall, index: number, inputs: number[], aval: AVal): number {
+    const id = this.nodes.length;
+    this.nodes.push({ kind: 'custom', id, aval, inputs, call, index });
+    return id;
+  }
   finish(inputs: number[], outputs: number[], captures: readonly Tensor[] = []): Graph {
     return { nodes: this.nodes, inputs, outputs, captures };
   }
@@ -70,6 +95,10 @@ export function formatGraph(g: Graph): string {
     if (n.kind === 'const') {
       const v = sizeOf(n.aval.shape) === 1 ? ` ${n.value.peekScalar() ?? ''}` : '';
       lines.push(`${lhs}const${v}`);
+      continue;
+    }
+    if (n.kind === 'custom') {
+      lines.push(`${lhs}custom[${n.call.name} #${n.index}] ${n.inputs.map(name).join(' ')}`.trimEnd());
       continue;
     }
     const attrs = Object.entries(n.attrs).map(([k, v]) => `${k}=${fmtAttr(v)}`);

@@ -5,7 +5,7 @@
 import { backend, type Backend, type DeviceBuffer, type Executable } from './backend.ts';
 import { type DType, DTYPES, type HostArray, isDType } from './dtype.ts';
 import { DTypeError, ShapeError, TransformError } from './errors.ts';
-import { type Graph, GraphWriter } from './graph.ts';
+import { type CustomCall, type Graph, GraphWriter } from './graph.ts';
 import type { Primitive, PrimitiveAttrs } from './primitives.ts';
 import type { AVal } from './shape.ts';
 import { shapeRules } from './shape-rules.ts';
@@ -18,6 +18,9 @@ export class TraceBuilder {
   private readonly captures: Tensor[] = [];
   private readonly lifted = new Map<Tensor, number>();
   active = true;
+
+  /** keepsCustom: calls with user-defined derivatives stay calls (the trace will be differentiated). */
+  constructor(readonly keepsCustom = false) {}
 
   input(aval: AVal): Tensor {
     const id = this.w.input(aval);
@@ -50,6 +53,12 @@ export class TraceBuilder {
     return new Tensor(aval, { kind: 'symbolic', builder: this, id });
   }
 
+  /** One node per output of a custom call (see CustomNode). */
+  emitCustom(call: CustomCall, inputs: Tensor[], avals: AVal[]): Tensor[] {
+    const ids = inputs.map((t) => this.lift(t));
+    return avals.map((aval, k) => new Tensor(aval, { kind: 'symbolic', builder: this, id: this.w.custom(call, k, ids, aval) }));
+  }
+
   finish(outputs: Tensor[]): Graph {
     const ids = outputs.map((t) => this.lift(t));
     this.active = false;
@@ -72,9 +81,14 @@ export function isTracing(): boolean {
   return stack.length > 0;
 }
 
+/** The innermost active trace, if any. */
+export function innermostTrace(): TraceBuilder | undefined {
+  return stack[stack.length - 1];
+}
+
 /** Runs `body` with a fresh trace on top of the stack. */
-export function withTrace<T>(body: (b: TraceBuilder) => T): T {
-  const b = new TraceBuilder();
+export function withTrace<T>(body: (b: TraceBuilder) => T, keepsCustom = false): T {
+  const b = new TraceBuilder(keepsCustom);
   stack.push(b);
   try {
     return body(b);

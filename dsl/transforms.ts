@@ -26,14 +26,17 @@ export interface Traced {
   outDef: TreeDef;
 }
 
-/** Traces `f` on arguments shaped like `args` (tensors become graph inputs; everything else is static). */
-export function traceGraph(f: Fn, args: readonly unknown[]): Traced {
+/**
+ * Traces `f` on arguments shaped like `args` (tensors become graph inputs; everything else is static).
+ * With `forDerivative`, calls with user-defined derivatives (customVjp, customJvp) stay call nodes.
+ */
+export function traceGraph(f: Fn, args: readonly unknown[], forDerivative = false): Traced {
   const [leaves, inDef] = flatten(args);
   return withTrace((b) => {
     const ins = leaves.map((l) => b.input(l.aval));
     const [outLeaves, outDef] = flatten(f(...(unflatten(inDef, ins) as unknown[])));
     return { graph: b.finish(outLeaves), inDef, outDef };
-  });
+  }, forDerivative);
 }
 
 function requireDifferentiable(op: string, leaves: readonly Tensor[], what: (i: number) => string): void {
@@ -48,7 +51,7 @@ function requireDifferentiable(op: string, leaves: readonly Tensor[], what: (i: 
 function linearize(op: string, f: Fn, primals: readonly unknown[]) {
   const [leaves, inDef] = flatten(primals);
   requireDifferentiable(op, leaves, (i) => `input leaf ${i}`);
-  const { graph, outDef } = traceGraph(f, primals);
+  const { graph, outDef } = traceGraph(f, primals, true);
   const lin = linearizeReverse(simplify(graph, { fold: false }), leaves);
   const pullback = (cts: (Tensor | null)[]) =>
     unflatten(inDef, lin.pullback(cts).map((g, i) => g ?? zerosLike(leaves[i]!))) as unknown[];
@@ -123,7 +126,7 @@ export function jvp<F extends Fn>(f: F, primals: Parameters<F>, tangents: Parame
     const p = leaves[i]!;
     if (t.dtype !== p.dtype || !shapeEq(t.shape, p.shape)) throw new TransformError(`jvp: tangent ${i} is ${fmtAVal(t.aval)} but the primal is ${fmtAVal(p.aval)}`);
   });
-  const { graph, outDef } = traceGraph(f, primals);
+  const { graph, outDef } = traceGraph(f, primals, true);
   const r = pushForward(simplify(graph, { fold: false }), leaves, tans);
   const outTans = r.tangents.map((t, i) => t ?? zerosLike(r.outputs[i]!));
   return [unflatten(outDef, r.outputs) as ReturnType<F>, unflatten(outDef, outTans) as ReturnType<F>];

@@ -4,6 +4,7 @@
 // the same three checks of the gradient x ↦ ∇⟨f(x), u⟩ (grad of grad, jvp of grad).
 
 import * as tw from '../index.ts';
+import { withPlainDerivatives } from '../dsl/custom.ts';
 import { leafPaths } from '../dsl/pytree.ts';
 import { type HostTensor, formatPath, hostOf, splitArgs, toTensor64 } from './leaves.ts';
 import { GradCheckError, type GradReport, maxAbs, unravel, worstMismatch } from './report.ts';
@@ -27,6 +28,12 @@ export interface CheckGradsOptions {
   seed?: number;
   /** Named in a failure report (e.g. what a property test drew). */
   label?: string;
+  /**
+   * 'check' (default): customVjp/customJvp rules are checked like any derivative, so a deliberate difference
+   * (a straight-through estimator, clipping) is reported. 'derivative': the difference is intended; each such
+   * call is differentiated as its plain function instead, so the check covers the code around the rules.
+   */
+  customRules?: 'check' | 'derivative';
 }
 
 type T64 = tw.Tensor<'f64'>;
@@ -218,7 +225,8 @@ async function checkFirstOrder(p: Problem, s: Settings, next: () => number): Pro
  * `f` must be generic in its float dtype (it is called with f64 tensors) and return a pytree of f64 tensors.
  */
 export async function checkGrads<F extends (...args: never[]) => unknown>(f: F, args: Parameters<F>, opts: CheckGradsOptions = {}): Promise<void> {
-  const { order = 1, modes = ['rev', 'fwd'], eps = 1e-6, rtol = tolerances.f64.rtol, atol = tolerances.f64.atol, seed = 0, label } = opts;
+  const { order = 1, modes = ['rev', 'fwd'], eps = 1e-6, rtol = tolerances.f64.rtol, atol = tolerances.f64.atol, seed = 0, label, customRules = 'check' } = opts;
+  if (customRules !== 'check' && customRules !== 'derivative') throw new RangeError(`checkGrads: customRules must be 'check' or 'derivative', got ${JSON.stringify(customRules)}`);
   if (order !== 1 && order !== 2) throw new RangeError(`checkGrads: order must be 1 or 2, got ${String(order)}`);
   const bad = modes.filter((m) => m !== 'rev' && m !== 'fwd');
   if (modes.length === 0 || bad.length) throw new RangeError(`checkGrads: modes must be a non-empty list of 'rev' and 'fwd', got ${JSON.stringify(modes)}`);
@@ -226,7 +234,8 @@ export async function checkGrads<F extends (...args: never[]) => unknown>(f: F, 
   if (!Number.isInteger(seed)) throw new RangeError(`checkGrads: seed must be an integer, got ${seed}`);
   await onBackend('cpu', async () => {
     const split = await splitArgs('checkGrads', args as readonly unknown[]);
-    const fn = (...xs: T64[]) => (f as unknown as AnyFn)(...split.rebuild(xs));
+    const call = (...xs: T64[]) => (f as unknown as AnyFn)(...split.rebuild(xs));
+    const fn = customRules === 'check' ? call : (...xs: T64[]) => withPlainDerivatives(() => call(...xs));
     const given = Object.entries({ ...opts, seed }).filter(([k, v]) => k !== 'label' && v !== undefined);
     const replay = `{ ${given.map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(', ')} }`;
     const settings: Settings = { rtol, atol, eps, seed, label, modes, replay };

@@ -1,6 +1,6 @@
 // Forward mode over a traced graph: replay it, carrying a tangent beside every float value.
 
-import type { Graph, PrimNode } from '../../dsl/graph.ts';
+import type { CustomCall, Graph, PrimNode } from '../../dsl/graph.ts';
 import type { Primitive } from '../../dsl/primitives.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import { bind } from '../../dsl/trace.ts';
@@ -17,6 +17,7 @@ function tangentOf<P extends Primitive>(n: PrimNode<P>, ins: Tensor[], tIn: (F |
 export function pushForward(g: Graph, args: readonly Tensor[], tangents: readonly (Tensor | null)[]): { outputs: Tensor[]; tangents: (Tensor | null)[] } {
   const values = new Array<Tensor>(g.nodes.length);
   const tans = new Array<F | null>(g.nodes.length).fill(null);
+  const customs = new Map<CustomCall, ReturnType<CustomCall['pushForward']>>();
   const bound = [...args, ...g.captures];
   g.inputs.forEach((id, i) => {
     values[id] = bound[i]!;
@@ -25,6 +26,13 @@ export function pushForward(g: Graph, args: readonly Tensor[], tangents: readonl
   });
   for (const n of g.nodes) {
     if (n.kind === 'const') values[n.id] = n.value;
+    if (n.kind === 'custom') {
+      // the user's rule gives every output's tangent at once
+      let r = customs.get(n.call);
+      if (!r) customs.set(n.call, (r = n.call.pushForward(n.inputs.map((i) => values[i]!), n.inputs.map((i) => tans[i]!))));
+      values[n.id] = r.outputs[n.index]!;
+      tans[n.id] = isFloatTensor(values[n.id]!) ? float(r.tangents[n.index]!) : null;
+    }
     if (n.kind !== 'prim') continue;
     const ins = n.inputs.map((i) => values[i]!);
     const out = bind(n.prim, ins, n.attrs);

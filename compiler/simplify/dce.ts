@@ -8,7 +8,7 @@ export function dce(g: Graph): Graph {
   for (const o of g.outputs) live[o] = 1;
   for (let k = g.nodes.length - 1; k >= 0; k--) {
     const n = g.nodes[k]!;
-    if (live[k] && n.kind === 'prim') for (const i of n.inputs) live[i] = 1;
+    if (live[k] && (n.kind === 'prim' || n.kind === 'custom')) for (const i of n.inputs) live[i] = 1;
   }
   return rebuild(g, copyNode, (n) => live[n.id] === 1);
 }

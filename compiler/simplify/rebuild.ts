@@ -8,6 +8,7 @@ export type Visit = (node: Node, newInputs: number[], w: GraphWriter, remap: rea
 export function copyNode(node: Node, newInputs: number[], w: GraphWriter): number {
   if (node.kind === 'input') return w.input(node.aval);
   if (node.kind === 'const') return w.constant(node.value);
+  if (node.kind === 'custom') return w.custom(node.call, node.index, newInputs, node.aval);
   return w.prim(node.prim, newInputs, node.attrs as never, node.aval);
 }
 
@@ -16,7 +17,7 @@ export function rebuild(g: Graph, visit: Visit, keep: (node: Node) => boolean = 
   const remap = new Array<number>(g.nodes.length).fill(-1);
   for (const n of g.nodes) {
     if (n.kind !== 'input' && !keep(n)) continue;
-    const ins = n.kind === 'prim' ? n.inputs.map((i) => remap[i]!) : [];
+    const ins = n.kind === 'prim' || n.kind === 'custom' ? n.inputs.map((i) => remap[i]!) : [];
     remap[n.id] = n.kind === 'input' ? w.input(n.aval) : visit(n, ins, w, remap);
   }
   return w.finish(g.inputs.map((i) => remap[i]!), g.outputs.map((i) => remap[i]!), g.captures);
