@@ -59,7 +59,6 @@ export interface Model {
 
 export const MLP_2D = { depth: 3, timeDim: 16, hidden: 64 };
 export const MLP_MNIST = { depth: 3, timeDim: 64, hidden: 512 };
-export { MNIST_CLASSES, MNIST_SIDE };
 
 /** The MMDiT sizes for 32×32 MNIST digits in 4×4 patches (64 image tokens plus up to 4 prompt words). */
 export function mmditFor(model: 'mmdit-tiny' | 'mmdit-small'): MmditConfig {

@@ -3,7 +3,7 @@
 
 import * as tw from '../../web.ts';
 import { sample2d, type Toy2d } from '../../models/data/toy2d.ts';
-import { MNIST_SIDE } from '../../models/registry.ts';
+import { MNIST_SIDE } from '../../models/data/mnist-format.ts';
 import { generate } from '../../models/twinflow/generate.ts';
 import { STREAMS } from '../../models/twinflow/train-step.ts';
 import { drawDigits, drawScatter } from './draw.ts';

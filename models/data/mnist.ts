@@ -11,8 +11,6 @@ import * as tw from '../../core.ts';
 import { digitPrompt, tokenize } from '../backbones/prompt.ts';
 import { MNIST_CLASSES, MNIST_SIDE } from './mnist-format.ts';
 
-export { MNIST_CLASSES, MNIST_SIDE };
-
 /** Held-out digits per class. */
 export const HELD_OUT_PER_CLASS = 100;
 

@@ -10,7 +10,8 @@ import path from 'node:path';
 import * as tw from '../../core.ts';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint/checkpoint.ts';
 import { batchIndices } from '../data/batches.ts';
-import { MNIST_CLASSES, MNIST_SIDE, type MnistSplit } from '../data/mnist.ts';
+import { type MnistSplit } from '../data/mnist.ts';
+import { MNIST_CLASSES, MNIST_SIDE } from '../data/mnist-format.ts';
 import { initParams, type SpecTree } from '../nn/params.ts';
 import { adamw } from '../optim/adamw.ts';
 

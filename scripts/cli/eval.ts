@@ -5,16 +5,18 @@
 
 import { writeFile } from 'node:fs/promises';
 import * as tw from '../../index.ts';
-import { loadMnist, MNIST_CLASSES } from '../../models/data/mnist.ts';
+import { loadMnist } from '../../models/data/mnist.ts';
+import { MNIST_CLASSES } from '../../models/data/mnist-format.ts';
+import { STREAMS } from '../../models/twinflow/train-step.ts';
 import { classifierAccuracy, classifierFeatures, type ClassifierParams, loadOrTrainClassifier } from '../../models/metrics/classifier.ts';
 import { diversityRatio } from '../../models/metrics/diversity.ts';
 import { energyDistance } from '../../models/metrics/energy.ts';
 import { frechetDistance } from '../../models/metrics/frechet.ts';
 import { gauss8Modes } from '../../models/metrics/modes.ts';
 import { slicedWasserstein } from '../../models/metrics/sliced-wasserstein.ts';
-import { generate } from './sample.ts';
+import { generate } from '../../models/twinflow/generate.ts';
 import { readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
-import { loadRun, STREAMS } from './train.ts';
+import { loadRun } from './train.ts';
 
 type T = tw.Tensor<'f32'>;
 

@@ -7,15 +7,14 @@ import { encodeSafetensors, type HostTensor } from '../../models/checkpoint/safe
 import path from 'node:path';
 import * as tw from '../../index.ts';
 import { checkpointFromBytes, checkpointInfo } from '../../models/checkpoint/codec.ts';
-import { MNIST_SIDE } from '../../models/data/mnist.ts';
+import { MNIST_SIDE } from '../../models/data/mnist-format.ts';
 import { generate } from '../../models/twinflow/generate.ts';
-import { initialState } from '../../models/twinflow/train-step.ts';
+import { initialState, STREAMS } from '../../models/twinflow/train-step.ts';
 import { imageGrid, scatterPlot } from './plot.ts';
 import { problem } from './problem.ts';
 import { readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError } from './runs.ts';
-import { loadRun, STREAMS } from './train.ts';
+import { loadRun } from './train.ts';
 
-export { generate }; // shared with the page (models/twinflow/generate.ts)
 
 export const SAMPLE_FORMATS = ['png', 'npy', 'safetensors'] as const;
 export type SampleFormat = (typeof SAMPLE_FORMATS)[number];

@@ -19,7 +19,6 @@ import { checkMemory } from './limits.ts';
 import { objectiveConfig, problem } from './problem.ts';
 import { cleanRunTemporaries, type HistoryPoint, latestCheckpointOf, readJson, readRunConfig, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
 
-export { STREAMS }; // models/twinflow/train-step.ts, shared with the page
 /** The loss history inside each checkpoint folder. */
 const HISTORY = 'history.json';
 
