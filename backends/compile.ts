@@ -94,14 +94,7 @@ export function compile(f: (...args: never[]) => unknown, args: readonly unknown
   const limits = { ...WEBGPU_DEFAULT_LIMITS, ...opts.limits };
   const target: Target = opts.target === 'cuda' ? CUDA : { ...WEBGPU, maxArgs: limits.maxStorageBuffersPerShaderStage };
   t0 = now();
-  let plan: Plan;
-  try {
-    plan = planFor(graph, target);
-  } catch (e) {
-    // the partitioner cannot yet split every kernel under a small buffer limit (issue 14)
-    if (e instanceof Error && /more than \d+ buffers/.test(e.message)) throw new CompileError(`webgpu: a kernel cannot meet maxStorageBuffersPerShaderStage = ${target.maxArgs} (${e.message.replace(/^internal: /, '')}); raise limits.maxStorageBuffersPerShaderStage`);
-    throw e;
-  }
+  const plan = planFor(graph, target);
   if (opts.target === 'webgpu') checkWebGpuLimits(plan, limits, true);
   seconds.plan = now() - t0;
 

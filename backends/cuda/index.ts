@@ -35,6 +35,8 @@ export interface CudaBuffer {
 export const CUDA: Target = {
   name: 'cuda',
   boolBytes: 1,
+  // kernel parameters take at most 4 KiB (before CUDA 12.1 and Volta); a kernel's parameters are 8-byte pointers
+  maxArgs: 512,
   unsupported: { f64: "f64 is not supported (it is the cpu oracle's type); cast to f32 first" },
   error: (m) => new CudaError(m),
 };
