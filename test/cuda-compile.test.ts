@@ -1,6 +1,6 @@
 // The CUDA backend without a GPU: every conformance case's kernels (traced, simplified, planned exactly as jit
 // does) are rendered as CUDA C, compiled to PTX by NVRTC for compute_90 and assembled by ptxas -arch=sm_90
-// (CUDA 13's, when present). Also: the NVRTC search order, compile errors with their log, and the PTX disk cache
+// (CUDA 13's, when present), and so is every unique kernel of the small MMDiT. Also: the NVRTC search order, compile errors with their log, and the PTX disk cache
 // (a second process compiles nothing). Skipped, with the reason printed, where libnvrtc cannot be loaded.
 
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -20,6 +20,9 @@ import { clearPtxMemoryCache, compileAllToPtx, compileToPtx, nvrtc, nvrtcCandida
 import { type Case, cases } from './conformance/cases.ts';
 import { CUDA_HALF_CASES, cudaCases } from './conformance/cuda-cases.ts';
 import { HALF_CASES } from './conformance/harness.ts';
+import { mmditConfigs } from '../models/backbones/configs.ts';
+import { mmdit, mmditSpec } from '../models/backbones/mmdit.ts';
+import { abstractParams } from '../models/nn/params.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PTXAS = '/usr/local/cuda-13.0/bin/ptxas';
@@ -83,6 +86,23 @@ describe.skipIf(noNvrtc !== undefined)('every conformance kernel compiles (NVRTC
       assemble(ptx, 90, c.name);
     });
   }
+});
+
+describe.skipIf(noNvrtc !== undefined)('the small MMDiT for CUDA', () => {
+  it('every unique kernel of its forward compiles (NVRTC compute_90, ptxas sm_90), as one module', () => {
+    const cfg = mmditConfigs.small;
+    const args = [abstractParams(mmditSpec(cfg)), tw.abstract([1, cfg.channels, cfg.size, cfg.size]), tw.abstract([1]), tw.abstract([1]), { tokens: tw.abstract([1, 8, cfg.textDim]), mask: tw.abstract([1, 8], 'bool') }];
+    const c = tw.compile(mmdit(cfg), args, { target: 'cuda', arch: 90, ptx: false });
+    const kernels = new Map<string, string>();
+    for (const st of c.plan.steps) {
+      const r = renderCuda(st.kernel, { arch: 90 }, st.key);
+      kernels.set(`${r.entry}.cu`, r.kernel);
+    }
+    expect([...kernels.keys()].sort()).toEqual(c.kernels.map((k) => k.file).sort()); // the kernels tw.compile writes
+    const { ptx } = compileToPtx(cudaModuleSource([...kernels.values()]), 90, 'small-mmdit.cu');
+    for (const file of kernels.keys()) expect(ptx).toContain(`.entry ${file.replace(/\.cu$/, '')}(`);
+    assemble(ptx, 90, 'small-mmdit');
+  }, 45_000);
 });
 
 describe.skipIf(noNvrtc !== undefined)('kernel paths (tw.compile for an architecture)', () => {
