@@ -1,7 +1,8 @@
 // The CUDA backend without a GPU: every conformance case's kernels (traced, simplified, planned exactly as jit
 // does) are rendered as CUDA C, compiled to PTX by NVRTC for compute_90 and assembled by ptxas -arch=sm_90
-// (CUDA 13's, when present), and so is every unique kernel of the small MMDiT. Also: the NVRTC search order, compile errors with their log, and the PTX disk cache
-// (a second process compiles nothing). Skipped, with the reason printed, where libnvrtc cannot be loaded.
+// (CUDA 13's, when present), and so is every unique kernel of the small MMDiT. Also: tw.compile's kernel paths
+// and architecture, the NVRTC search order, compile errors with their log, NVRTC on worker threads and the PTX
+// disk cache (a second process compiles nothing). Skipped, with the reason printed, where libnvrtc cannot be loaded.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';

@@ -238,10 +238,13 @@ export function compileUncached(source: string, opts: string[], name: string): s
 
 /**
  * Compiles sources on `threads` worker threads, synchronously: each worker takes the next source by an atomic
- * counter and posts its PTX (or error) on its own port; this thread sleeps on a second counter (Atomics.wait)
- * and reads the ports with receiveMessageOnPort, so callers stay synchronous.
+ * counter (longest first, so that the long ones do not end up last on one thread) and posts its PTX (or error)
+ * on its own port; this thread sleeps on a second counter (Atomics.wait) and reads the ports with
+ * receiveMessageOnPort, so callers stay synchronous.
  */
-function compileInWorkers(items: { source: string; name: string }[], opts: string[], threads: number): string[] {
+function compileInWorkers(sources: { source: string; name: string }[], opts: string[], threads: number): string[] {
+  const order = sources.map((_, i) => i).sort((a, b) => sources[b]!.source.length - sources[a]!.source.length);
+  const items = order.map((i) => sources[i]!);
   const wt = nodeModule<typeof import('node:worker_threads')>('node:worker_threads');
   const counters = new Int32Array(new SharedArrayBuffer(8)); // [next source, sources done]
   const ports = Array.from({ length: threads }, () => {
@@ -259,7 +262,7 @@ function compileInWorkers(items: { source: string; name: string }[], opts: strin
       for (let m = wt.receiveMessageOnPort(port); m; m = wt.receiveMessageOnPort(port)) {
         const r = m.message as { i: number; ptx?: string; error?: string };
         if (r.error !== undefined) errors.push(r.error);
-        else ptx[r.i] = r.ptx!;
+        else ptx[order[r.i]!] = r.ptx!;
         got++;
       }
     }
