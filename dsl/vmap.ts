@@ -115,8 +115,8 @@ export function vmap<F extends Fn>(f: F, opts: VmapOptions = {}): (...args: Para
         if (o.b !== null) throw new TransformError(`vmap ${name}: ${path} varies along the batch but its outAxes is null`);
         return o.t;
       }
-      const rank = o.b === null ? o.t.ndim + 1 : o.t.ndim;
-      return moveBatch(o, normalize('outAxes', axis, rank, `${path}, ${fmtAVal(o.t.aval)} per example`), size);
+      const one = o.b === null ? o.t.aval : { ...o.t.aval, shape: o.t.shape.filter((_, d) => d !== o.b) };
+      return moveBatch(o, normalize('outAxes', axis, one.shape.length + 1, `${path}, ${fmtAVal(one)} per example`), size);
     }));
   };
   Object.defineProperty(mapped, 'name', { value: `vmap(${name})` });
