@@ -87,7 +87,7 @@ function normalize(opt: string, axis: number, rank: number, what: string): numbe
  * null for an output that varies along the batch is an error). Composes with grad, jvp, jit and itself in any
  * order: the batched program is traced once per call, as DSL code.
  */
-export function vmap<F extends Fn>(f: F, opts: VmapOptions = {}): (...args: Parameters<F>) => any {
+export function vmap<F extends Fn>(f: F, opts: VmapOptions = {}): (...args: Parameters<F>) => ReturnType<F> {
   const { inAxes = 0, outAxes = 0 } = opts;
   const name = f.name || 'anonymous';
   const mapped = (...args: Parameters<F>) => {
@@ -117,7 +117,7 @@ export function vmap<F extends Fn>(f: F, opts: VmapOptions = {}): (...args: Para
       }
       const one = o.b === null ? o.t.aval : { ...o.t.aval, shape: o.t.shape.filter((_, d) => d !== o.b) };
       return moveBatch(o, normalize('outAxes', axis, one.shape.length + 1, `${path}, ${fmtAVal(one)} per example`), size);
-    }));
+    })) as ReturnType<F>;
   };
   Object.defineProperty(mapped, 'name', { value: `vmap(${name})` });
   return mapped;

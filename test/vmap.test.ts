@@ -2,6 +2,7 @@
 // batched along random axes equals f run on each example and stacked along a random out axis, on the cpu
 // oracle; then composition with grad, jvp, jit and itself, custom derivatives, pytrees and errors.
 
+import { execFileSync } from 'node:child_process';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
@@ -249,5 +250,14 @@ describe('jit(vmap(f)) against the cpu oracle on every backend (checkBackends)',
     for (const r of results) if (r.status === 'skipped') console.warn(`vmap checkBackends: ${r.backend} skipped: ${r.reason}`);
     const passed = results.filter((r) => r.status === 'passed').map((r) => r.backend);
     expect(passed).toEqual(webgpu === undefined ? expect.arrayContaining(['cpu', 'webgpu']) : expect.arrayContaining(['cpu']));
+  });
+});
+
+describe('examples/per-example-grads.ts', () => {
+  it('runs: per-example gradient norms from jit(vmap(grad)) agree with the loop over examples', () => {
+    const root = new URL('..', import.meta.url).pathname;
+    const out = execFileSync(root + 'node_modules/.bin/tsx', ['examples/per-example-grads.ts'], { cwd: root, encoding: 'utf8', env: { ...process.env, TWINFLOW_BACKEND: '' } });
+    expect(out).toMatch(/per-example gradient norms: ([\d.]+ ){15}[\d.]+\n/);
+    expect(Number(/largest relative difference from the loop over examples: (\S+)/.exec(out)?.[1])).toBeLessThan(1e-5);
   });
 });
