@@ -253,6 +253,19 @@ describe('jit(vmap(f)) against the cpu oracle on every backend (checkBackends)',
   });
 });
 
+describe('jit(vmap(f)) with a key per example against the cpu oracle (checkBackends)', () => {
+  it('per-example noise: threefry keyed by a batch of keys', async () => {
+    const keys = tw.stack(tw.random.split(tw.random.key(5), B), 0);
+    const noisy = (k: tw.random.Key, x: T) => tw.add(x, tw.random.normal(k, x.shape, x.dtype));
+    const results = await checkBackends(tw.jit(tw.vmap(noisy)), [keys, xs]);
+    for (const r of results) if (r.status === 'skipped') console.warn(`vmap checkBackends (keys): ${r.backend} skipped: ${r.reason}`);
+    const passed = results.filter((r) => r.status === 'passed').map((r) => r.backend);
+    expect(passed).toEqual(webgpu === undefined ? expect.arrayContaining(['cpu', 'webgpu']) : expect.arrayContaining(['cpu']));
+    // one threefry for the whole batch, not one per example
+    expect(tw.traceGraph(tw.vmap(noisy), [keys, xs]).graph.nodes.filter((n) => n.kind === 'prim' && n.prim === 'threefry')).toHaveLength(1);
+  });
+});
+
 describe('examples/per-example-grads.ts', () => {
   it('runs: per-example gradient norms from jit(vmap(grad)) agree with the loop over examples', () => {
     const root = new URL('..', import.meta.url).pathname;

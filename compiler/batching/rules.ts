@@ -7,7 +7,7 @@
 
 import { iota } from '../../dsl/ops/creation.ts';
 import { add, clamp, mul } from '../../dsl/ops/elementwise.ts';
-import { broadcastTo, reshape, slice, stack, transpose } from '../../dsl/ops/shape.ts';
+import { broadcastTo, reshape, transpose } from '../../dsl/ops/shape.ts';
 import { BINARY, type Primitive, type PrimitiveAttrs, UNARY } from '../../dsl/primitives.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import { bind } from '../../dsl/trace.ts';
@@ -64,13 +64,6 @@ function flatIndices(idx: Tensor, len: number, size: number): Tensor {
   // clamped as gather and scatterAdd clamp, so an out-of-range index stays inside its own example
   const inside = clamp(idx as Tensor<'i32' | 'u32'>, 0, Math.max(0, len - 1));
   return add(inside, mul(iota(idx.shape, 0, idt), len));
-}
-
-/** Threefry with a batched key: one call per example (a key is u32[2], so examples cannot share one call). */
-function threefryPerExample([k, c]: Batched[], size: number): Batched {
-  const keys = moveBatch(k!, 0, size);
-  const ctrs = c!.b === null ? undefined : moveBatch(c!, 0, size);
-  return { t: stack(range(size).map((i) => bind('threefry', [slice(keys, i), ctrs ? slice(ctrs, i) : c!.t], {})), 0), b: 0 };
 }
 
 const never = (p: Primitive): BatchRule<Primitive> => () => {
@@ -147,8 +140,6 @@ export const batchRules: { [P in Primitive]: BatchRule<P> } = {
     }
     return { t: bind('dot', [moveBatch(a!, 0, size), moveBatch(c!, 0, size)], {}), b: 0 };
   },
-  threefry: ([k, c], _, size) => {
-    if (k!.b !== null) return threefryPerExample([k!, c!], size);
-    return { t: bind('threefry', [k!.t, moveBatch(c!, 0, size)], {}), b: 0 };
-  },
+  // keys batched along 0 key the counters batched along 0 (the primitive takes keys with leading axes)
+  threefry: ([k, c], _, size) => ({ t: bind('threefry', [k!.b === null ? k!.t : moveBatch(k!, 0, size), moveBatch(c!, 0, size)], {}), b: 0 }),
 };
