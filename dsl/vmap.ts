@@ -40,9 +40,7 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
 function leafAxes(opt: string, spec: AxisSpec, tree: unknown, path: string): { path: string; axis: Axis }[] {
   if (spec === null || typeof spec === 'number') {
     if (spec !== null && !Number.isInteger(spec)) throw new TransformError(`vmap: ${opt} at ${path} must be an integer or null, got ${spec}`);
-    const [leaves] = flatten(tree);
-    const paths = tree instanceof Tensor ? [path] : leafNames(tree, path);
-    return leaves.map((_, i) => ({ path: paths[i]!, axis: spec }));
+    return leafNames(tree, path).map((p) => ({ path: p, axis: spec }));
   }
   if (Array.isArray(spec)) {
     if (!Array.isArray(tree) || tree.length !== spec.length) {
