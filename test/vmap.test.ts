@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
-import { checkBackends } from 'twinflow/testing';
+import { arb, checkBackends, checkGrads } from 'twinflow/testing';
 import { unavailable } from './support/backend-probe.ts';
 import { type VmapDraw, vmapRuns, drawVmap, example, vmapSuites } from './support/vmap-cases.ts';
 
@@ -116,6 +116,19 @@ describe('vmap composes with grad, jvp, jit and itself', () => {
     await expectSame('vmap(jit)', tw.vmap(tw.vmap(tw.jit(f), { inAxes: 1 }))(grid), want);
     const d2 = tw.grad((x: T) => tw.sum(tw.grad(f)(x)));
     await expectSame('vmap(grad(grad))', tw.vmap(d2)(xs), stacked((i) => d2(row(xs, i))) as tw.Tensor);
+  });
+});
+
+describe('derivatives of batched programs (checkGrads: VJP and JVP against finite differences, to second order)', () => {
+  it('take with per-example indices, matmul with either or both operands batched, a reduction and a transpose', async () => {
+    const f = (x: T, w: T, idx: tw.Tensor<'i32'>) => tw.sum(tw.mul(tw.matmul(tw.take(x, idx, 0), w), tw.transpose(tw.matmul(x, w))), 0);
+    await fc.assert(fc.asyncProperty(
+      arb.tensor({ shape: [3, 4, 2] }), arb.tensor({ shape: [2, 3, 4] }), arb.tensor({ shape: [3, 4], dtype: 'i32', min: 0, max: 3 }), fc.boolean(), fc.integer(),
+      async (x, w, idx, shared, seed) => {
+        const g = tw.vmap(f, { inAxes: [0, shared ? null : 1, 0], outAxes: -1 });
+        await checkGrads(g, [x, shared ? w.slice(null, 0) : w, idx], { order: 2, seed });
+      },
+    ), { seed: 42, numRuns: 4 });
   });
 });
 

@@ -59,7 +59,7 @@ const argReduce = <P extends 'argmax' | 'argmin'>(p: P): BatchRule<P> => ([x], {
 };
 
 /** Indices into a per-example axis of length `len`, offset so that example i reads row i·len + idx of the flattened batch. */
-function flatIndices(idx: Tensor, len: number, size: number): Tensor {
+function flatIndices(idx: Tensor, len: number): Tensor {
   const idt = idx.dtype as 'i32' | 'u32';
   // clamped as gather and scatterAdd clamp, so an out-of-range index stays inside its own example
   const inside = clamp(idx as Tensor<'i32' | 'u32'>, 0, Math.max(0, len - 1));
@@ -104,7 +104,7 @@ export const batchRules: { [P in Primitive]: BatchRule<P> } = {
     const rest = range(xt.ndim).filter((d) => d !== 0 && d !== axis + 1);
     const len = xt.shape[axis + 1]!;
     const flat = reshape(transpose(xt, [0, axis + 1, ...rest]), [size * len, ...rest.map((d) => xt.shape[d]!)]);
-    const g = bind('gather', [flat, flatIndices(it, len, size)], { axis: 0 }); // [B, I..., x[:axis], x[axis+1:]]
+    const g = bind('gather', [flat, flatIndices(it, len)], { axis: 0 }); // [B, I..., x[:axis], x[axis+1:]]
     const ni = it.ndim - 1;
     const before = range(axis).map((d) => 1 + ni + d), idxDims = range(ni).map((d) => 1 + d);
     const after = range(g.ndim - 1 - ni - axis).map((d) => 1 + ni + axis + d);
@@ -118,7 +118,7 @@ export const batchRules: { [P in Primitive]: BatchRule<P> } = {
     const idxDims = range(ni).map((d) => 1 + axis + d), before = range(axis).map((d) => 1 + d);
     const after = range(ut.ndim - 1 - axis - ni).map((d) => 1 + axis + ni + d);
     const others = [...shape.slice(0, axis), ...shape.slice(axis + 1)];
-    const s = bind('scatterAdd', [flatIndices(it, len, size), transpose(ut, [0, ...idxDims, ...before, ...after])], { axis: 0, shape: [size * len, ...others] });
+    const s = bind('scatterAdd', [flatIndices(it, len), transpose(ut, [0, ...idxDims, ...before, ...after])], { axis: 0, shape: [size * len, ...others] });
     const back = reshape(s, [size, len, ...others]);
     return { t: transpose(back, [0, ...range(axis).map((d) => 2 + d), 1, ...range(others.length - axis).map((d) => 2 + axis + d)]), b: 0 };
   },
