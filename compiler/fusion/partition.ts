@@ -14,12 +14,14 @@
 // Because every non-root member has all its consumers inside its group, groups form a DAG.
 // A reshape that would have to be materialized on its own is an alias of its input's buffer instead.
 // A cheap elementwise node (a few ops over materialized values or constants) that several groups need is
-// inlined: recomputed in each of them rather than written and read back.
+// inlined: recomputed in each of them rather than written and read back (but never recomputed by another
+// inlined node, so chains of them stay as short as one block's, whatever the depth).
 // Under a buffer limit (WebGPU's storage buffers per shader stage, CUDA's parameter space), a group that binds
 // more (its outputs and the distinct buffers behind what it reads) is partitioned again on its own, members
 // consumers-first: a member joins its consumers' subgroup only if that subgroup then binds at most the limit,
 // counting each member not yet placed as a buffer of its own; otherwise it roots a subgroup, which adds no
-// buffer to any other. Groups within the limit stay as they are, and each node is placed at most twice.
+// buffer to any other. An inlined node that alone brings a member too many buffers is materialized, and groups
+// that read it are checked again. Groups within the limit stay as they are: the work is linear in the graph.
 
 import type { Graph, Node, PrimNode } from '../../dsl/graph.ts';
 import { shapeEq, sizeOf, type Shape } from '../../dsl/shape.ts';

@@ -109,7 +109,7 @@ export function addCompileCommand(cli: Command): void {
     .addOption(new Option('--mode <name>', 'what to compile').choices(['forward', 'train-lora']).default('forward'))
     .option('--remat', 'recompute block internals in the backward')
     .option('--layers <n>', "blocks (default: the config's)", positiveInt)
-    .option('--arch <sm>', 'cuda: compute capability, e.g. sm_90', 'sm_90')
+    .option('--arch <sm>', 'cuda: compute capability, e.g. sm_90 (default: $TWINFLOW_CUDA_ARCH, else sm_90)')
     .option('--no-ptx', 'cuda: skip NVRTC (sources only)')
     .requiredOption('--out <dir>', 'output directory')
     .action(async (o) => {
