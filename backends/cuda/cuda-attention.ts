@@ -21,6 +21,7 @@ export function renderAttention(r: Renderer, k: AttentionKernel, entry: string) 
     array: (name, n) => `float ${name}[${Math.max(1, n)}];`,
     shared: (name, n) => `__shared__ float ${name}[${Math.max(1, n)}];`,
     loop: (v, from, to, step = '1') => `for (int ${v} = ${from}; ${v} < ${to}; ${v} += ${step}) {`,
+    unroll: '#pragma unroll',
     barrier: '__syncthreads();',
     exp: (a) => `expf(${a})`,
     log: (a) => `logf(${a})`,

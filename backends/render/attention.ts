@@ -20,6 +20,8 @@ export interface AttentionSyntax {
   shared(name: string, n: number): string;
   /** `for` over v from `from` while v < `to`, stepping by `step` (index type); the caller closes the brace. */
   loop(v: string, from: string, to: string, step?: string): string;
+  /** A line that asks for the next loop (over a row's d or dv elements) to be unrolled, where the target has one. */
+  unroll?: string;
   barrier: string;
   exp(x: string): string;
   log(x: string): string;
@@ -47,6 +49,8 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
   const online = k.mode === 'forward' || k.mode === 'lse';
   const L: string[] = [];
   const at = (n: number, ...ls: string[]) => L.push(...ls.map((s) => ' '.repeat(n) + s));
+  /** A loop over a row's elements (t < n): unrolled, so the row arrays can live in registers. */
+  const over = (n: number): string[] => [...(x.unroll ? [x.unroll] : []), x.loop('t', I(0), I(n))];
 
   const shared = [x.shared('tb', BC * d)];
   if (r.x !== undefined) shared.push(x.shared('tx', BC * dv));
@@ -65,12 +69,12 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
   at(2, x.declare('mb', 'wide', x.wide(I(0)), true));
   at(2, 'if (live) {');
   at(4, x.declare('ao', 'wide', `(b * ${x.wide(I(r.rows))} + ${x.wide('row')}) * ${x.wide(I(d))}`));
-  at(4, x.loop('t', I(0), I(d)), `  ra[t] = ${x.load(r.a, `ao + ${x.wide('t')}`)};`, '}');
+  at(4, ...over(d), `  ra[t] = ${x.load(r.a, `ao + ${x.wide('t')}`)};`, '}');
   if (r.c !== undefined) {
     at(4, x.declare('co', 'wide', `(b * ${x.wide(I(r.rows))} + ${x.wide('row')}) * ${x.wide(I(dv))}`));
-    at(4, x.loop('t', I(0), I(dv)), `  rc[t] = ${x.load(r.c, `co + ${x.wide('t')}`)};`, '}');
+    at(4, ...over(dv), `  rc[t] = ${x.load(r.c, `co + ${x.wide('t')}`)};`, '}');
   }
-  if (r.width) at(4, x.loop('t', I(0), I(r.width)), `  acc[t] = ${x.f32(0)};`, '}');
+  if (r.width) at(4, ...over(r.width), `  acc[t] = ${x.f32(0)};`, '}');
   if (r.statsBy === 'row' && !online) {
     at(4, `lse = ${x.load(k.lse!, `b * ${x.wide(I(k.lq))} + ${x.wide('row')}`)};`);
     at(4, `delta = ${x.load(k.delta!, `b * ${x.wide(I(k.lq))} + ${x.wide('row')}`)};`);
@@ -118,7 +122,7 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
     at(8, `if (!${x.load(k.mask.arg, `mb + ${x.wide(qi)} * ${x.wide(I(k.mask.qStride))} + ${x.wide(kj)} * ${x.wide(I(k.mask.kStride))}`)}) { continue; }`);
   }
   at(8, x.declare('s', 'f32', x.f32(0), true));
-  at(8, x.loop('t', I(0), I(d)), `  s = s + ra[t] * tb[jj * ${I(d)} + t];`, '}');
+  at(8, ...over(d), `  s = s + ra[t] * tb[jj * ${I(d)} + t];`, '}');
   at(8, `s = s * ${x.f32(k.scale)};`);
   const lse = r.statsBy === 'row' ? 'lse' : 'tl[jj]', delta = r.statsBy === 'row' ? 'delta' : 'td[jj]';
   if (online) {
@@ -127,16 +131,16 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
     at(8, x.declare('alpha', 'f32', x.exp('m - mn')));
     at(8, x.declare('p', 'f32', x.exp('s - mn')));
     at(8, 'l = l * alpha + p;');
-    if (k.mode === 'forward') at(8, x.loop('t', I(0), I(dv)), `  acc[t] = acc[t] * alpha + p * tx[jj * ${I(dv)} + t];`, '}');
+    if (k.mode === 'forward') at(8, ...over(dv), `  acc[t] = acc[t] * alpha + p * tx[jj * ${I(dv)} + t];`, '}');
     at(8, 'm = mn;');
   } else if (k.mode === 'dv') {
     at(8, x.declare('p', 'f32', x.exp(`s - ${lse}`)));
-    at(8, x.loop('t', I(0), I(dv)), `  acc[t] = acc[t] + p * tx[jj * ${I(dv)} + t];`, '}');
+    at(8, ...over(dv), `  acc[t] = acc[t] + p * tx[jj * ${I(dv)} + t];`, '}');
   } else {
     at(8, x.declare('dp', 'f32', x.f32(0), true));
-    at(8, x.loop('t', I(0), I(dv)), `  dp = dp + rc[t] * tx[jj * ${I(dv)} + t];`, '}');
+    at(8, ...over(dv), `  dp = dp + rc[t] * tx[jj * ${I(dv)} + t];`, '}');
     at(8, x.declare('w', 'f32', `${x.exp(`s - ${lse}`)} * (dp - ${delta})`));
-    at(8, x.loop('t', I(0), I(d)), `  acc[t] = acc[t] + w * tb[jj * ${I(d)} + t];`, '}');
+    at(8, ...over(d), `  acc[t] = acc[t] + w * tb[jj * ${I(d)} + t];`, '}');
   }
   at(6, '}');
   at(4, '}');
@@ -152,7 +156,7 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
     const factor = k.mode === 'forward' ? 'inv' : k.mode === 'dv' ? x.f32(1) : x.f32(k.scale);
     if (k.mode === 'forward') at(4, x.declare('inv', 'f32', x.f32(0), true), `if (l > ${x.f32(0)}) { inv = ${x.f32(1)} / l; }`);
     at(4, x.declare('oo', 'wide', `(b * ${x.wide(I(r.rows))} + ${x.wide('row')}) * ${x.wide(I(r.width))}`));
-    at(4, x.loop('t', I(0), I(r.width)), `  ${x.store(k.out, `oo + ${x.wide('t')}`, `acc[t] * ${factor}`)}`, '}');
+    at(4, ...over(r.width), `  ${x.store(k.out, `oo + ${x.wide('t')}`, `acc[t] * ${factor}`)}`, '}');
   }
   at(2, '}');
   return { shared, body: L };
