@@ -134,6 +134,7 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
     };
     return walk(n.id, n.aval.shape.map((s, d) => (s === 1 ? null : d)));
   };
+  // sorts and attention load their inputs from buffers (attention kernels compute offsets of their own)
   const readsBuffers = (c: number) => role(g.nodes[c] as PrimNode) === 'sort' || role(g.nodes[c] as PrimNode) === 'attention';
   const feedsDot = (n: PrimNode, grp: Group) => consumers[n.id]!.some((c) => c === grp.core[0] || grp.prologue.has(c));
 
@@ -176,8 +177,8 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
       join(n, grp);
       if (isOutput.has(n.id)) grp.extraOutputs.push(n.id);
     }
-    // a node read by an alias must have a buffer for the alias to view, and sorts and attention load their
-    // inputs from buffers, so none of them reads an inlined node
+    // a node read by an alias must have a buffer for the alias to view, and a sort loads its input from a
+    // buffer, so neither reads an inlined node
     else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0 && !cs.some((c) => aliasOf.has(c) || readsBuffers(c))) inlined.add(n.id);
     else if (n.prim === 'reshape' && !isOutput.has(n.id)) aliasOf.set(n.id, n.inputs[0]!);
     else start(n);
