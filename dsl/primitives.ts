@@ -79,7 +79,8 @@ export interface PrimitiveAttrs {
   attentionGrad: { scale: number; wrt: 'q' | 'k' | 'v' };
   // sorting: stable ascending order indices along an axis (i32)
   argsort: { axis: number };
-  // counter-based RNG: Threefry-2x32 (20 rounds) of key u32[2] over counter pairs u32[..., 2]
+  // counter-based RNG: Threefry-2x32 (20 rounds) of key u32[2] over counter pairs u32[..., 2]; a key u32[...b, 2]
+  // (vmap's batched keys) gives each counter pair u32[...b, ..., 2] the key at its leading b indices
   threefry: NoAttrs;
 }
 

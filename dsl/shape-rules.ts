@@ -246,8 +246,12 @@ export const shapeRules: { [P in Primitive]: ShapeRule<P> } = {
   threefry: (inputs) => {
     arity('threefry', inputs, 2);
     const [k, x] = inputs as [AVal, AVal];
-    if (k.dtype !== 'u32' || !shapeEq(k.shape, [2])) throw new ShapeError(`random: a key is u32[2], got ${fmtAVal(k)}`);
+    const lead = k.shape.length - 1;
+    if (k.dtype !== 'u32' || k.shape[lead] !== 2) throw new ShapeError(`random: a key is u32[2], got ${fmtAVal(k)}`);
     if (x.dtype !== 'u32' || x.shape[x.shape.length - 1] !== 2) throw new ShapeError(`threefry: counters must be u32[...,2], got ${fmtAVal(x)}`);
+    if (x.shape.length <= lead || !shapeEq(k.shape.slice(0, lead), x.shape.slice(0, lead))) {
+      throw new ShapeError(`threefry: keys ${fmtAVal(k)} must have the leading axes of the counters ${fmtAVal(x)}`);
+    }
     return x;
   },
 };

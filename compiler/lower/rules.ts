@@ -127,9 +127,10 @@ export const lowerRules: { [P in Primitive]: LowerRule<P> } = {
   argsort: { fusion: 'sort' },
   threefry: {
     fusion: 'opaque',
-    at: ({ x, coords }) => {
+    at: ({ x, coords, inShape }) => {
       const last = coords.length - 1;
-      const key = [x(0, [int(0)]), x(0, [int(1)])] as const;
+      const lead = coords.slice(0, inShape(0).length - 1); // a batched key's indices (vmap)
+      const key = [x(0, [...lead, int(0)]), x(0, [...lead, int(1)])] as const;
       const ctr = [x(1, [...coords.slice(0, last), int(0)]), x(1, [...coords.slice(0, last), int(1)])] as const;
       const w = coords[last]!;
       const word = (k: 0 | 1) => threefry(k, key[0], key[1], ctr[0], ctr[1]);
