@@ -4,6 +4,7 @@
 import { hostArray, type DType, type HostArray, isFloat } from '../../dsl/dtype.ts';
 import type { Primitive, PrimitiveAttrs } from '../../dsl/primitives.ts';
 import { type AVal, stridesOf } from '../../dsl/shape.ts';
+import { attentionGradRule, attentionLseRule, attentionRule } from './attention.ts';
 import { erf } from './erf.ts';
 import { offsets, span } from './strided.ts';
 import { threefry2x32Into } from './threefry.ts';
@@ -266,6 +267,9 @@ export const evalRules: { [P in Primitive]: EvalRule<P> } = {
     return y;
   },
   dot: dotRule,
+  attention: attentionRule,
+  attentionLse: attentionLseRule,
+  attentionGrad: attentionGradRule,
   argsort: ([x], [xa], out, { axis }) => {
     const { bases, stride, len } = fibers(xa!.shape, axis);
     const y = alloc(out);

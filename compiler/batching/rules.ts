@@ -66,6 +66,15 @@ function flatIndices(idx: Tensor, len: number): Tensor {
   return add(inside, mul(iota(idx.shape, 0, idt), len));
 }
 
+/**
+ * The attention primitives take their batch as a leading dim: every operand gets it at 0 (an unbatched float
+ * operand broadcast along it, an unbatched mask given a size-1 dim, which the primitive broadcasts itself).
+ */
+const attention = <P extends 'attention' | 'attentionLse' | 'attentionGrad'>(p: P, floats: number): BatchRule<P> => (xs, attrs, size) => {
+  const ins = xs.map((x, i) => (i < floats || x.b !== null ? moveBatch(x, 0, size) : reshape(x.t, [1, ...x.t.shape])));
+  return { t: bind(p, ins, attrs), b: 0 };
+};
+
 const never = (p: Primitive): BatchRule<Primitive> => () => {
   throw new Error(`internal: ${p} has no operands, so vmap never batches it`);
 };
@@ -140,6 +149,9 @@ export const batchRules: { [P in Primitive]: BatchRule<P> } = {
     }
     return { t: bind('dot', [moveBatch(a!, 0, size), moveBatch(c!, 0, size)], {}), b: 0 };
   },
+  attention: attention('attention', 3),
+  attentionLse: attention('attentionLse', 2),
+  attentionGrad: attention('attentionGrad', 6),
   // keys batched along 0 key the counters batched along 0 (the primitive takes keys with leading axes)
   threefry: ([k, c], _, size) => ({ t: bind('threefry', [k!.b === null ? k!.t : moveBatch(k!, 0, size), moveBatch(c!, 0, size)], {}), b: 0 }),
 };
