@@ -14,6 +14,7 @@ import { decodeSafetensors } from '../../models/checkpoint/safetensors.ts';
 import {
   checkedValues, freshGuard, initialState as freshState, type OnNan, STREAMS, type Sums, type StepState, termNames, trainStep, zeroSums,
 } from '../../models/twinflow/train-step.ts';
+import { withPrecision } from '../../models/twinflow/precision.ts';
 import { lineChart } from './plot.ts';
 import { checkMemory } from './limits.ts';
 import { objectiveConfig, problem } from './problem.ts';
@@ -139,7 +140,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
   const names = termNames(cfg, run.batch);
   const checked = checkedValues(names);
-  const step = trainStep(prob.net, opt, cfg, names, onNan);
+  const step = trainStep(withPrecision(prob.net, run.precision ?? 'f32'), opt, cfg, names, onNan);
 
   const base = tw.random.key(run.seed);
   const [dataKey, drawKey] = [tw.random.foldIn(base, STREAMS.data), tw.random.foldIn(base, STREAMS.draws)];
