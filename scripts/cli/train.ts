@@ -37,6 +37,8 @@ export interface TrainOptions {
   progress: 'bar' | 'lines';
   /** Where progress lines and messages go (stderr by default). */
   log?: (line: string) => void;
+  /** Stop (saving a checkpoint, as after a signal) once performance.now() passes this: a time-boxed session resumes later. */
+  stopAt?: number;
   /** Fault-injection hook for the checkpoint writer (tests). */
   saveHook?: SaveSetOptions['at'];
 }
@@ -207,7 +209,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let loggedAt = start;
   try {
     try {
-      while (i < run.steps && !interrupted) {
+      while (i < run.steps && !interrupted && !(o.stopAt !== undefined && performance.now() > o.stopAt)) {
         ({ state, sums, guard } = step(state, sums, guard, prob.batch(dataKey, i, run.batch), tw.random.foldIn(drawKey, i)));
         i++;
         if (i === start + 1) {
