@@ -25,7 +25,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tw from '../index.ts';
 import { evaluate, type MetricRow, metricsTable } from '../scripts/cli/eval.ts';
-import { latestCheckpointOf, type ObjectiveName, type RunConfig, runPaths } from '../scripts/cli/runs.ts';
+import { latestCheckpointOf, type RunConfig, runPaths } from '../scripts/cli/runs.ts';
 import { samplePlot } from '../scripts/cli/sample.ts';
 import { train } from '../scripts/cli/train.ts';
 import { drawStep } from '../models/twinflow/draws.ts';
@@ -47,6 +47,7 @@ const checkpointEvery = Number(opt('checkpoint-every') ?? (small ? 2 : 1000));
 const evalReserve = Number(opt('eval-reserve') ?? (small ? 0 : 75));
 
 // objectives in order of what the issue needs most: TwinFlow, then the two baselines it is measured against
+type ObjectiveName = 'twinflow' | 'fm' | 'rcgm';
 const OBJECTIVES: ObjectiveName[] = ['twinflow', 'fm', 'rcgm'];
 const NFES: Record<ObjectiveName, number[]> = small ? { twinflow: [1], rcgm: [1], fm: [1] } : { twinflow: [1, 2, 4], rcgm: [1, 2, 4], fm: [1, 50] };
 const LABEL: Record<ObjectiveName, string> = { twinflow: 'TwinFlow', rcgm: 'RCGM', fm: 'flow matching' };

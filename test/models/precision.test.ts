@@ -13,7 +13,7 @@ import { stepSetup } from '../../bench/twinflow-step.ts';
 import { train } from '../../scripts/cli/train.ts';
 import type { RunConfig } from '../../scripts/cli/runs.ts';
 import { drawStep } from '../../models/twinflow/draws.ts';
-import { twinflowLoss } from '../../models/twinflow/objective.ts';
+import { twinflowLoss } from '../../models/objectives/twinflow.ts';
 import { withPrecision } from '../../models/twinflow/precision.ts';
 import { unavailable } from '../support/backend-probe.ts';
 import { cli } from '../support/cli.ts';
