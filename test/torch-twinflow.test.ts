@@ -1,6 +1,6 @@
 // Our TwinFlow training step against an independent PyTorch rendering of the same spec (bench/torch_twinflow.py,
 // written from TWINFLOW.md and BACKBONE.md): mmdit-tiny on MNIST-shaped data, the MNIST twinflow preset (every
-// slice, RCGM order 2 from the EMA teacher, CFG-enhanced target with prompt dropout, rectification), three steps
+// slice, RCGM order 2 from the EMA teacher, CFG-enhanced target with prompt dropout, rectification), two steps
 // of clip + AdamW + EMA from the same weights and the same draws. Checked: the loss and each term per step, and
 // the parameters and EMA after the last step. In float64 the two must agree to rounding (a different formula
 // anywhere shows up as a relative difference far above 1e-9); in float32 (our jitted product step, draws made
@@ -21,7 +21,7 @@ import { freshGuard, termNames, trainStep, trainUpdate, zeroSums } from '../mode
 
 const found = torchPython();
 if ('reason' in found) console.log(`torch-twinflow: skipped: ${found.reason}`);
-const STEPS = 3, B = 8, LR = 1e-3;
+const STEPS = 2, B = 8, LR = 1e-3;
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
@@ -131,6 +131,6 @@ describe.skipIf('reason' in found)('the TwinFlow step against its PyTorch peer (
       console.log(`torch-twinflow ${dtype}: largest weight difference ${p.diff.toExponential(2)}·lr (${p.at}), EMA ${e.diff.toExponential(2)}·lr (${e.at})`);
       expect(p.diff, `params after ${STEPS} steps, at ${p.at}`).toBeLessThan(tol.update);
       expect(e.diff, `EMA after ${STEPS} steps, at ${e.at}`).toBeLessThan(tol.update);
-    }, 180_000); // ~20 s each on an idle machine (our float64 interpreter), 35 s seen on a busy one
+    }, 300_000); // 3 steps took ~20 s each on an idle machine (our float64 interpreter), 170 s on an overloaded one
   }
 });
