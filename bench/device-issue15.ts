@@ -131,7 +131,7 @@ async function mnist(): Promise<void> {
     }
   }
   const table = metricsTable(rows, [['objective', (r) => (r as (typeof rows)[0]).objective], ['sampler', (r) => r.sampler], ['steps', (r) => String((r as (typeof rows)[0]).step || '')]]);
-  const speed = trained.map((t) => `${LABEL[t.objective]} ${t.step} steps at ${(1000 * t.secPerStep).toFixed(1)} ms/step`).join('; ');
+  const speed = trained.map((t) => `${LABEL[t.objective]} ${t.step} steps${Number.isFinite(t.secPerStep) ? ` at ${(1000 * t.secPerStep).toFixed(1)} ms/step` : ''}`).join('; ');
   say(`\n${table}\n\n${speed}`);
   report.push(`## MNIST (${small ? 'mmdit-tiny, batch 8' : 'mmdit-small, batch 128'}, AdamW 2e-4, ${precision ?? 'f32'}, on ${tw.backendChoice().device}; 1,000 samples scored by the fixed classifier)`, '', table, '', speed, '', ...goals(rows));
   json.mnist = { rows, trained, pictures };
