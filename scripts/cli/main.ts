@@ -11,6 +11,7 @@ import { objectiveConfig, problem } from './problem.ts';
 import { DATA_SETS, MODELS, OBJECTIVES, readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError } from './runs.ts';
 import { SAMPLE_FORMATS, samplePlot } from './sample.ts';
 import { train } from './train.ts';
+import { PRECISIONS } from '../../models/twinflow/precision.ts';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -54,7 +55,7 @@ async function useBackend(request: string): Promise<void> {
 }
 
 /** Flags that define a run; on --resume, any given explicitly must match the checkpoint's. */
-const RUN_FLAGS = ['data', 'model', 'objective', 'lambda', 'hidden', 'batch', 'lr', 'seed'] as const;
+const RUN_FLAGS = ['data', 'model', 'objective', 'lambda', 'hidden', 'batch', 'lr', 'seed', 'precision'] as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's parsed options
 async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
@@ -64,7 +65,7 @@ async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
     if (!statSync(runPaths(o.out).config, { throwIfNoEntry: false })) throw new UsageError(`--resume: ${o.out} has no run to resume (no ${runPaths(o.out).config}); start one without --resume`);
     const saved = await readRunConfig(o.out);
     for (const k of RUN_FLAGS) {
-      if (given(k) && o[k] !== saved[k]) {
+      if (given(k) && o[k] !== (k === 'precision' ? saved.precision ?? 'f32' : saved[k])) {
         throw new UsageError(`--resume: ${o.out} holds a checkpoint of ${saved.objective} on ${saved.data} with ${saved.model}; --${k} ${o[k]} does not match its ${saved[k] ?? '(unset)'}`);
       }
     }
@@ -78,6 +79,7 @@ async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
     ...(o.objective === 'twinflow' ? { lambda: o.lambda ?? 0.5 } : {}),
     ...(o.hidden !== undefined ? { hidden: o.hidden } : {}),
     steps: o.steps, batch: o.batch ?? (o.data === 'mnist' ? 128 : 64), lr: o.lr ?? (o.data === 'mnist' ? 2e-4 : 3e-3), seed: o.seed,
+    ...(o.precision === 'bf16' ? { precision: 'bf16' as const } : {}),
   };
   problem(run); // checks data × model
   objectiveConfig(run); // checks the batch against the slices
@@ -101,6 +103,7 @@ export function program(): Command {
     .option('--lambda <x>', "TwinFlow's balance λ: the batch share of the twin terms (default 1/2)", unitFraction)
     .option('--hidden <n>', 'MLP width (default: 64 for 2-D data, 512 for MNIST)', positiveInt)
     .option('--seed <n>', 'random seed', nonNegativeInt, 0)
+    .addOption(new Option('--precision <p>', 'network compute precision; bf16 keeps f32 master weights, optimizer state and losses (cuda or cpu)').choices(PRECISIONS).default('f32'))
     .requiredOption('--out <dir>', 'run directory, e.g. runs/NAME')
     .option('--resume', 'continue the run in --out from its checkpoint', false)
     .option('--checkpoint-every <n>', 'steps between checkpoints', positiveInt, 500)
@@ -110,6 +113,7 @@ export function program(): Command {
     .action(async (o) => {
       const run = await runConfigFor(trainCmd, o);
       await useBackend(o.backend);
+      if (run.precision === 'bf16' && tw.backendChoice().name === 'webgpu') throw new UsageError('--precision bf16: the webgpu backend has no bf16 (WGSL has no such type); use --backend cuda, or cpu');
       process.stderr.write(`training ${run.objective} on ${run.data} with ${run.model}: ${run.steps} steps of ${run.batch} → ${o.out}\n`);
       const r = await train({
         run, out: o.out, resume: o.resume, checkpointEvery: o.checkpointEvery, logEvery: o.logEvery, keepCheckpoints: o.keepCheckpoints, onNan: o.onNan,

@@ -35,6 +35,8 @@ export interface RunConfig {
   batch: number;
   lr: number;
   seed: number;
+  /** The network's compute precision in training (models/twinflow/precision.ts); absent: f32. */
+  precision?: 'bf16';
 }
 
 /** A user error (bad flag value, unknown data set, mismatched checkpoint): the CLI prints it on one line and exits 2. */
