@@ -4,7 +4,8 @@
 
 import * as tw from '../../core.ts';
 import { multiHeadAttention } from '../nn/attention.ts';
-import { type LinearParams, type LoraConfig, linear, linearSpec } from '../nn/linear.ts';
+import { type LinearParams, linear, linearSpec } from '../nn/linear.ts';
+import type { LoraConfig } from '../nn/lora.ts';
 import { type FeedForwardConfig, type FeedForwardParams, feedForward, feedForwardSpec } from '../nn/mlp.ts';
 import { applyRope, imagePositions, ropeAngles, type RopeAxes, textPositions } from '../nn/msrope.ts';
 import { layerNorm, rmsNorm, type RmsNormParams, rmsNormSpec } from '../nn/norm.ts';

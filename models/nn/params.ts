@@ -102,3 +102,9 @@ export function combine(trainable: any, frozen: any): any {
   if (Array.isArray(trainable)) return trainable.map((t, i) => combine(t, (frozen as unknown[])[i]));
   return Object.fromEntries(Object.keys(trainable).map((k) => [k, combine(trainable[k], frozen[k])]));
 }
+
+/** A network of the trainable half only: `frozen` (partitionTrainable's other half) is combined in on every call. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function withFrozen<A extends unknown[], R>(net: (params: any, ...rest: A) => R, frozen: unknown): (trainable: any, ...rest: A) => R {
+  return (trainable, ...rest) => net(combine(trainable, frozen), ...rest);
+}
