@@ -11,7 +11,9 @@ import { DIGIT_WORDS, digitPrompt, embedPrompt, promptEmbeddingSpec, tokenize } 
 import type { Network } from './backbones/types.ts';
 import { MNIST_CLASSES, MNIST_SIDE } from './data/mnist-format.ts';
 import type { SpecTree } from './nn/params.ts';
-import { flowMatching, lambdaSlices, rcgm, sliceRows, twinflow, type TwinFlowConfig } from './twinflow/config.ts';
+import { flowMatching } from './objectives/flow-matching.ts';
+import { rcgm } from './objectives/rcgm.ts';
+import { lambdaSlices, sliceRows, twinflow, type TwinFlowConfig } from './twinflow/config.ts';
 import type { Schedule } from './twinflow/samplers.ts';
 
 /** What of a run's configuration decides its model (the CLI's RunConfig has these fields and more). */

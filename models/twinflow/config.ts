@@ -1,5 +1,5 @@
-// TwinFlow objective settings (TWINFLOW.md), its presets, and the batch layout they imply. RCGM and flow
-// matching are configurations of the same objective, not separate code.
+// TwinFlow objective settings (TWINFLOW.md), the default recipe, and the batch layout they imply. RCGM and
+// flow matching are configurations of the same objective (models/objectives/rcgm.ts, flow-matching.ts).
 
 export type SliceName = 'e2e' | 'mul' | 'any' | 'adv';
 export const SLICES: readonly SliceName[] = ['e2e', 'mul', 'any', 'adv'];
@@ -48,21 +48,6 @@ export const twinflow: TwinFlowConfig = {
   timeWeight: true,
   rectify: 0.5,
   teacher: 'ema',
-};
-
-/** RCGM alone: no adversarial slice, no rectification. */
-export const rcgm: TwinFlowConfig = { ...twinflow, slices: { e2e: 1, mul: 1, any: 1, adv: 0 }, rectify: 0 };
-
-/**
- * Flow matching: the mul slice with r = t (mulGap 0, so the network is a plain flow model) and target v.
- * Metric and weights stay the recipe's; at r = t the time weight is one constant (≈ 4.08).
- */
-export const flowMatching: TwinFlowConfig = {
-  ...twinflow,
-  slices: { e2e: 0, mul: 1, any: 0, adv: 0 },
-  target: 'velocity',
-  mulGap: 0,
-  rectify: 0,
 };
 
 /** The paper's balance λ: e2e and adv share λ equally, mul and any share 1 − λ. 1:1:1:1 is λ = 1/2. */

@@ -11,7 +11,7 @@ import { clipByGlobalNorm } from '../optim/clip.ts';
 import { emaUpdate } from '../optim/ema.ts';
 import { SLICES, sliceRows, type TwinFlowConfig } from './config.ts';
 import { drawStep } from './draws.ts';
-import { type Batch, twinflowLoss } from './objective.ts';
+import { type Batch, twinflowLoss } from '../objectives/twinflow.ts';
 
 export const EMA_DECAY = 0.99;
 /** Independent random streams of a run, folded into its seed key. */

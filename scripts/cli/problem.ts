@@ -8,7 +8,7 @@ import { sample2d, type Toy2d } from '../../models/data/toy2d.ts';
 import * as registry from '../../models/registry.ts';
 import type { Cond, Model } from '../../models/registry.ts';
 import type { TwinFlowConfig } from '../../models/twinflow/config.ts';
-import type { Batch } from '../../models/twinflow/objective.ts';
+import type { Batch } from '../../models/objectives/twinflow.ts';
 import type { Schedule } from '../../models/twinflow/samplers.ts';
 import { type RunConfig, UsageError } from './runs.ts';
 

@@ -6,11 +6,12 @@
 import * as tw from 'twinflow';
 import { describe, expect, it } from 'vitest';
 import type { Network } from '../../models/backbones/types.ts';
-import { flowMatching, lambdaSlices, rcgm, sliceRows, type TwinFlowConfig, twinflow } from '../../models/twinflow/config.ts';
+import { flowMatching } from '../../models/objectives/flow-matching.ts';
+import { rcgm, rcgmTarget } from '../../models/objectives/rcgm.ts';
+import { twinflowLoss } from '../../models/objectives/twinflow.ts';
+import { lambdaSlices, sliceRows, type TwinFlowConfig, twinflow } from '../../models/twinflow/config.ts';
 import { type Draws, drawStep } from '../../models/twinflow/draws.ts';
 import { perSampleLoss } from '../../models/twinflow/metric.ts';
-import { twinflowLoss } from '../../models/twinflow/objective.ts';
-import { rcgmTarget } from '../../models/twinflow/rcgm.ts';
 import { rng } from '../support/rng.ts';
 
 type Vec = number[];

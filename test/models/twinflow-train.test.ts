@@ -20,12 +20,12 @@ import * as tw from 'twinflow';
 import { expect, it } from 'vitest';
 import { mlp, mlpSpec } from '../../models/backbones/mlp.ts';
 import { initParams } from '../../models/nn/params.ts';
+import { type TermName, twinflowLoss } from '../../models/objectives/twinflow.ts';
 import { adamw } from '../../models/optim/adamw.ts';
 import { clipByGlobalNorm } from '../../models/optim/clip.ts';
 import { emaUpdate } from '../../models/optim/ema.ts';
 import { twinflow } from '../../models/twinflow/config.ts';
 import { drawStep } from '../../models/twinflow/draws.ts';
-import { type TermName, twinflowLoss } from '../../models/twinflow/objective.ts';
 import { sample } from '../../models/twinflow/samplers.ts';
 
 type T = tw.Tensor<'f32'>;

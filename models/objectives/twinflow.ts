@@ -1,15 +1,16 @@
 // The TwinFlow training objective (TWINFLOW.md), a pure function of parameters, batch, draws and config.
 // The batch is cut into contiguous e2e/mul/any/adv row ranges; every row gets its (t, r, x_t) and one
 // forward pass with gradient gives F for all rows. Targets, x_fake and the rectification Δ come from
-// teacher or online evaluations under stop-gradient. RCGM and flow matching are configurations of it.
+// teacher or online evaluations under stop-gradient. RCGM (rcgm.ts) and flow matching (flow-matching.ts) are
+// configurations of it.
 
 import * as tw from '../../core.ts';
 import type { Network } from '../backbones/types.ts';
-import { SLICES, type SliceName, sliceRows, type TwinFlowConfig } from './config.ts';
-import type { Draws } from './draws.ts';
-import { perSampleLoss } from './metric.ts';
+import { SLICES, type SliceName, sliceRows, type TwinFlowConfig } from '../twinflow/config.ts';
+import type { Draws } from '../twinflow/draws.ts';
+import { perSampleLoss } from '../twinflow/metric.ts';
+import { perRow, rows } from '../twinflow/rows.ts';
 import { rcgmTarget } from './rcgm.ts';
-import { perRow, rows } from './rows.ts';
 
 type T = tw.Tensor<'f32'>;
 

@@ -1,8 +1,13 @@
-// The RCGM target of order N (TWINFLOW.md): a teacher walks from max(t − dt, r) to r in N steps; the
-// residual R compares the row's own displacement (t − r)·F with the teacher's, per unit dt, against v.
+// RCGM (TWINFLOW.md): the TwinFlow objective without its twin terms, and the RCGM target of order N that
+// TwinFlow trains its real-data rows on: a teacher walks from max(t − dt, r) to r in N steps; the residual R
+// compares the row's own displacement (t − r)·F with the teacher's, per unit dt, against v.
 
 import * as tw from '../../core.ts';
-import { perRow } from './rows.ts';
+import { twinflow, type TwinFlowConfig } from '../twinflow/config.ts';
+import { perRow } from '../twinflow/rows.ts';
+
+/** RCGM alone: no adversarial slice, no rectification. */
+export const rcgm: TwinFlowConfig = { ...twinflow, slices: { e2e: 1, mul: 1, any: 1, adv: 0 }, rectify: 0 };
 
 /**
  * sg(F) − clamp(R, −1, 1) for rows at x_t with times t, r ([B]), velocity target v and prediction F.
