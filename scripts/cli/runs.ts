@@ -35,6 +35,9 @@ export interface RunConfig {
   batch: number;
   lr: number;
   seed: number;
+  /** The run whose EMA weights this one starts from (--init), with LoRA adapters of this rank training (--lora). */
+  init?: string;
+  lora?: number;
 }
 
 /** A user error (bad flag value, unknown data set, mismatched checkpoint): the CLI prints it on one line and exits 2. */
