@@ -79,6 +79,13 @@ export function countParams(spec: SpecTree): number {
   return children.reduce((n, c) => n + countParams(c), 0);
 }
 
+/** Number of trainable scalars in the spec (the frozen ones left out). */
+export function countTrainable(spec: SpecTree): number {
+  if (isParamSpec(spec)) return spec.trainable === false ? 0 : countParams(spec);
+  const children: readonly SpecTree[] = Array.isArray(spec) ? spec : Object.values(spec);
+  return children.reduce((n, c) => n + countTrainable(c), 0);
+}
+
 /**
  * Splits params by spec into two trees of the same structure: trainable leaves (trainable !== false) in the
  * first, frozen in the second, null in the other's place. null is a static pytree leaf, so grad and the
