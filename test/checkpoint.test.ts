@@ -55,6 +55,16 @@ describe('checkpoint', () => {
     await checkGrads((y: T) => nested(y), [x], { order: 2, seed: 3 });
   });
 
+  it('composes with vmap: per-example gradients, inside and outside the checkpoint', async () => {
+    const loss = (f: typeof block) => (q: typeof p, y: T) => tw.sum(tw.sin(f(q, y.reshape([1, 4]))));
+    const xs = normal(5, [3, 4]);
+    const want = await host(tw.vmap(tw.grad(loss(block), { argnums: 1 }), { inAxes: [null, 0] })(p, xs));
+    for (const got of [
+      tw.vmap(tw.grad(loss(ck), { argnums: 1 }), { inAxes: [null, 0] })(p, xs),
+      tw.grad((y: T) => tw.sum(tw.vmap(loss(ck), { inAxes: [null, 0] })(p, y)))(xs),
+    ] as T[]) (await host(got)).forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 12));
+  });
+
   it('keeps integer arguments fixed and static leaves static', async () => {
     const pick = tw.checkpoint((y: T, i: tw.Tensor<'i32'>, opts: { power: number }) => tw.pow(tw.take(y, i, 0), opts.power));
     const i = tw.tensor(Int32Array.from([2, 0]), 'i32', [2]);

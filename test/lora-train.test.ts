@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import { decodeSafetensors } from '../models/checkpoint/safetensors.ts';
 import { mergeAdapters } from '../models/nn/lora.ts';
-import { combine } from '../models/nn/params.ts';
+import { combine, countTrainable, initParams } from '../models/nn/params.ts';
+import { loraModelFor, modelFor } from '../models/registry.ts';
 import { resumeLora, type LoraParts } from '../scripts/cli/lora.ts';
 import type { RunConfig } from '../scripts/cli/runs.ts';
 import { loadRun } from '../scripts/cli/train.ts';
@@ -102,4 +103,18 @@ describe('flow matching → TwinFlow with LoRA', () => {
     expect(other.code).toBe(2);
     expect(other.stderr).toMatch(/--lora 3 does not match its 2/);
   }, 60_000);
+});
+
+describe('loraModelFor', () => {
+  it('MNIST MMDiT: only the adapters train (the prompt table is frozen); merged it is the plain model; the rank is checked against the width', async () => {
+    const run = { data: 'mnist', model: 'mmdit-tiny', objective: 'twinflow', batch: 8 };
+    const m = loraModelFor(run, 4);
+    const plain = modelFor(run);
+    // rank 4 on q, k, v, out (64 → 64) and the MLP (64 → 256 → 64) of both streams in each of 2 blocks
+    expect(countTrainable(m.spec)).toBe(2 * 2 * (4 * 4 * (64 + 64) + 2 * 4 * (64 + 256)));
+    const p = initParams(m.spec, tw.random.key(0));
+    const merged = mergeAdapters(p, m.lora);
+    expect(tw.treeFlatten(merged)[0].map((t) => t.shape)).toEqual(tw.treeFlatten(initParams(plain.spec, tw.random.key(0)))[0].map((t) => t.shape));
+    expect(() => loraModelFor(run, 65)).toThrow(/lora 65: LoRA rank 65 must be an integer from 1 to the model width 64/);
+  });
 });
