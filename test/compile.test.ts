@@ -31,6 +31,13 @@ try {
 }
 
 describe('tw.compile', () => {
+  it('donate: an output that replaces a donated argument takes its buffer, as under jit', () => {
+    const step = (s: { w: tw.Tensor<'f32'> }, g: tw.Tensor<'f32'>) => ({ w: s.w.sub(g.mul(0.1)) });
+    const args = [{ w: tw.abstract([256, 256]) }, tw.abstract([256, 256])];
+    expect(tw.compile(step, args, { target: 'cuda', ptx: false }).summary.peakActivationBytes).toBe(256 * 256 * 4);
+    expect(tw.compile(step, args, { target: 'cuda', ptx: false, donate: [0] }).summary.peakActivationBytes).toBe(0);
+  });
+
   it('the tiny MMDiT for CUDA: unique kernels, their use counts and the plan summary', () => {
     const c = tw.compile(mmdit(cfg), tinyArgs('f32'), { target: 'cuda', ptx: false, weights: [0] });
     const s = c.summary;
