@@ -38,7 +38,7 @@ export function mlpSpec(cfg: MlpConfig): SpecTree {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function mlp(cfg: MlpConfig): Network<any, tw.Tensor<'i32'> | null> {
   return (p, x, t, r, cond) => {
-    let c = twinTime(p.time, t, r, { channels: cfg.timeDim, dim: cfg.hidden });
+    let c = twinTime<'f32'>(p.time, t, r, { channels: cfg.timeDim, dim: cfg.hidden });
     if (cfg.numClasses !== undefined) c = c.add(embedding(p.classes, cond ?? tw.full([x.shape[0]!], cfg.numClasses, 'i32')));
     else if (cond !== null) throw new tw.ShapeError('mlp: got class labels but the config has no numClasses');
     let h = x;

@@ -10,7 +10,7 @@ import { adamw } from '../optim/adamw.ts';
 import { clipByGlobalNorm } from '../optim/clip.ts';
 import { emaUpdate } from '../optim/ema.ts';
 import { SLICES, sliceRows, type TwinFlowConfig } from './config.ts';
-import { drawStep } from './draws.ts';
+import { type Draws, drawStep } from './draws.ts';
 import { type Batch, twinflowLoss } from '../objectives/twinflow.ts';
 
 export const EMA_DECAY = 0.99;
@@ -58,6 +58,23 @@ export const freshGuard = (start: number, names: readonly string[]): Guard => ({
 });
 
 /**
+ * One update from given draws (traced inside trainStep's jit; a check can feed its own draws, in f64 too):
+ * twinflowLoss → valueAndGrad → clip to norm 1 → AdamW → EMA. Returns the new state, the loss, its terms and the
+ * gradient norm before clipping.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- params and conditions differ per backbone
+export function trainUpdate(net: Network<any, any>, opt: ReturnType<typeof optimizerFor>, cfg: TwinFlowConfig, s: StepState, batch: Batch<unknown>, draws: Draws) {
+  const [[loss, terms], grads] = tw.valueAndGrad((p: StepState['params']) => {
+    const out = twinflowLoss(net, p, s.ema, batch, draws, cfg);
+    return [out.loss, out.terms] as [tw.Tensor<'f32'>, Record<string, tw.Tensor<'f32'>>];
+  }, { hasAux: true })(s.params);
+  const clipped = clipByGlobalNorm(grads, 1);
+  const next = opt.update(clipped.grads, s.opt, s.params);
+  const state: StepState = { params: next.params, ema: emaUpdate(s.ema, next.params, EMA_DECAY, s.opt.step), opt: next.state };
+  return { state, loss, terms, gradNorm: clipped.norm };
+}
+
+/**
  * The jitted step: (state, sums, guard, batch, key) → { state, sums, guard }, the loss and terms of applied
  * steps added to the sums (read them every few steps; reading each step would wait for the device). State,
  * sums and guard are donated.
@@ -65,20 +82,13 @@ export const freshGuard = (start: number, names: readonly string[]): Guard => ({
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- params and conditions differ per backbone
 export function trainStep(net: Network<any, any>, opt: ReturnType<typeof optimizerFor>, cfg: TwinFlowConfig, names: readonly string[], onNan: OnNan = 'stop') {
   return tw.jit((s: StepState, sums: Sums, guard: Guard, batch: Batch<unknown>, key: tw.random.Key) => {
-    const draws = drawStep(key, batch.x.shape, cfg);
-    const [[loss, terms], grads] = tw.valueAndGrad((p: StepState['params']) => {
-      const out = twinflowLoss(net, p, s.ema, batch, draws, cfg);
-      return [out.loss, out.terms] as [tw.Tensor<'f32'>, Record<string, tw.Tensor<'f32'>>];
-    }, { hasAux: true })(s.params);
-    const clipped = clipByGlobalNorm(grads, 1);
-    const next = opt.update(clipped.grads, s.opt, s.params);
-    const nonFinite = tw.stack([...names.map((n) => terms[n]!), loss, clipped.norm].map((v) => tw.logicalNot(tw.isFinite(v)).cast('i32')));
+    const { state, loss, terms, gradNorm } = trainUpdate(net, opt, cfg, s, batch, drawStep(key, batch.x.shape, cfg));
+    const nonFinite = tw.stack([...names.map((n) => terms[n]!), loss, gradNorm].map((v) => tw.logicalNot(tw.isFinite(v)).cast('i32')));
     const ok = nonFinite.sum().eq(0);
     const firstBad = tw.logicalAnd(tw.logicalNot(ok), guard.first.lt(0));
     // skip: leave out every non-finite step; stop: also freeze after the first, so the state stays finite
     const apply = onNan === 'skip' ? ok : tw.logicalAnd(ok, guard.first.lt(0));
     const keep = <X>(a: X, b: X): X => tw.treeMap((x, y) => tw.where(apply, x, y), a, b);
-    const state: StepState = { params: next.params, ema: emaUpdate(s.ema, next.params, EMA_DECAY, s.opt.step), opt: next.state };
     const add = (sum: tw.Tensor<'f32'>, v: tw.Tensor<'f32'>) => sum.add(tw.where(apply, v, 0));
     return {
       state: keep(state, s),

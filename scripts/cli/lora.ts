@@ -8,6 +8,7 @@ import * as tw from '../../index.ts';
 import { mergeAdapters, withBase } from '../../models/nn/lora.ts';
 import { combine, initParams, partitionTrainable, withFrozen } from '../../models/nn/params.ts';
 import * as registry from '../../models/registry.ts';
+import { withPrecision } from '../../models/twinflow/precision.ts';
 import { type optimizerFor, STREAMS, type StepState } from '../../models/twinflow/train-step.ts';
 import { type RunConfig, UsageError } from './runs.ts';
 
@@ -34,9 +35,9 @@ export function freshLora(run: RunConfig & { lora: number }, opt: ReturnType<typ
   return { state, frozen };
 }
 
-/** The network the step trains: the LoRA model reading the frozen base. */
+/** The network the step trains: the LoRA model at the run's precision, reading the frozen base. */
 export function loraNet(run: RunConfig & { lora: number }, frozen: unknown) {
-  return withFrozen(loraModel(run).net, frozen);
+  return withFrozen(withPrecision(loraModel(run).net, run.precision ?? 'f32'), frozen);
 }
 
 const parts = (state: StepState, frozen: unknown): LoraParts<unknown> => ({ adam: state.opt, adapters: state.params, emaAdapters: state.ema, base: frozen });

@@ -12,6 +12,7 @@ import { isLora, loraModel } from './lora.ts';
 import { DATA_SETS, MODELS, OBJECTIVES, readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError } from './runs.ts';
 import { SAMPLE_FORMATS, samplePlot } from './sample.ts';
 import { train } from './train.ts';
+import { PRECISIONS } from '../../models/twinflow/precision.ts';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -55,7 +56,7 @@ async function useBackend(request: string): Promise<void> {
 }
 
 /** Flags that define a run; on --resume, any given explicitly must match the checkpoint's. */
-const RUN_FLAGS = ['data', 'model', 'objective', 'lambda', 'hidden', 'batch', 'lr', 'seed', 'lora'] as const;
+const RUN_FLAGS = ['data', 'model', 'objective', 'lambda', 'hidden', 'batch', 'lr', 'seed', 'precision', 'lora'] as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's parsed options
 async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
@@ -65,7 +66,7 @@ async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
     if (!statSync(runPaths(o.out).config, { throwIfNoEntry: false })) throw new UsageError(`--resume: ${o.out} has no run to resume (no ${runPaths(o.out).config}); start one without --resume`);
     const saved = await readRunConfig(o.out);
     for (const k of RUN_FLAGS) {
-      if (given(k) && o[k] !== saved[k]) {
+      if (given(k) && o[k] !== (k === 'precision' ? saved.precision ?? 'f32' : saved[k])) {
         throw new UsageError(`--resume: ${o.out} holds a checkpoint of ${saved.objective} on ${saved.data} with ${saved.model}; --${k} ${o[k]} does not match its ${saved[k] ?? '(unset)'}`);
       }
     }
@@ -90,6 +91,7 @@ async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
     ...(o.objective === 'twinflow' ? { lambda: o.lambda ?? 0.5 } : {}),
     ...(o.hidden !== undefined ? { hidden: o.hidden } : {}),
     steps: o.steps, batch: o.batch ?? (o.data === 'mnist' ? 128 : 64), lr: o.lr ?? (o.data === 'mnist' ? 2e-4 : 3e-3), seed: o.seed,
+    ...(o.precision === 'bf16' ? { precision: 'bf16' as const } : {}),
     ...(o.init !== undefined ? { init: o.init, lora: o.lora } : {}),
   };
   problem(run); // checks data × model
@@ -115,6 +117,7 @@ export function program(): Command {
     .option('--lambda <x>', "TwinFlow's balance λ: the batch share of the twin terms (default 1/2)", unitFraction)
     .option('--hidden <n>', 'MLP width (default: 64 for 2-D data, 512 for MNIST)', positiveInt)
     .option('--seed <n>', 'random seed', nonNegativeInt, 0)
+    .addOption(new Option('--precision <p>', 'network compute precision; bf16 keeps f32 master weights, optimizer state and losses (cuda or cpu)').choices(PRECISIONS).default('f32'))
     .option('--init <run>', "start from this run's EMA weights, frozen, training LoRA adapters (with --lora); data and model are the run's")
     .option('--lora <rank>', 'LoRA rank of the adapters --init trains (1 … the model width)', positiveInt)
     .requiredOption('--out <dir>', 'run directory, e.g. runs/NAME')
@@ -126,6 +129,7 @@ export function program(): Command {
     .action(async (o) => {
       const run = await runConfigFor(trainCmd, o);
       await useBackend(o.backend);
+      if (run.precision === 'bf16' && tw.backendChoice().name === 'webgpu') throw new UsageError('--precision bf16: the webgpu backend has no bf16 (WGSL has no such type); use --backend cuda, or cpu');
       const lora = isLora(run) ? ` from ${run.init} with LoRA rank ${run.lora}` : '';
       process.stderr.write(`training ${run.objective} on ${run.data} with ${run.model}${lora}: ${run.steps} steps of ${run.batch} → ${o.out}\n`);
       const r = await train({

@@ -15,6 +15,7 @@ import {
   checkedValues, freshGuard, initialState as freshState, type OnNan, STREAMS, type Sums, type StepState, termNames, trainStep, zeroSums,
 } from '../../models/twinflow/train-step.ts';
 import { freshLora, isLora, loraCheckpoint, loraNet, type LoraParts, loraPartsLike, resumeLora } from './lora.ts';
+import { withPrecision } from '../../models/twinflow/precision.ts';
 import { lineChart } from './plot.ts';
 import { checkMemory } from './limits.ts';
 import { objectiveConfig, problem } from './problem.ts';
@@ -37,6 +38,8 @@ export interface TrainOptions {
   progress: 'bar' | 'lines';
   /** Where progress lines and messages go (stderr by default). */
   log?: (line: string) => void;
+  /** Stop (saving a checkpoint, as after a signal) once performance.now() passes this: a time-boxed session resumes later. */
+  stopAt?: number;
   /** Fault-injection hook for the checkpoint writer (tests). */
   saveHook?: SaveSetOptions['at'];
 }
@@ -153,7 +156,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (isLora(run)) ({ state, frozen } = checkpointDir ? resumeLora(optState as LoraParts<unknown>) : freshLora(run, opt, await initWeights(run)));
   const names = termNames(cfg, run.batch);
   const checked = checkedValues(names);
-  const step = trainStep(isLora(run) ? loraNet(run, frozen) : prob.net, opt, cfg, names, onNan);
+  const step = trainStep(isLora(run) ? loraNet(run, frozen) : withPrecision(prob.net, run.precision ?? 'f32'), opt, cfg, names, onNan);
 
   const base = tw.random.key(run.seed);
   const [dataKey, drawKey] = [tw.random.foldIn(base, STREAMS.data), tw.random.foldIn(base, STREAMS.draws)];
@@ -220,7 +223,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let loggedAt = start;
   try {
     try {
-      while (i < run.steps && !interrupted) {
+      while (i < run.steps && !interrupted && !(o.stopAt !== undefined && performance.now() > o.stopAt)) {
         ({ state, sums, guard } = step(state, sums, guard, prob.batch(dataKey, i, run.batch), tw.random.foldIn(drawKey, i)));
         i++;
         if (i === start + 1) {
