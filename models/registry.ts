@@ -5,12 +5,13 @@
 
 import * as tw from '../core.ts';
 import { mmditConfigs } from './backbones/configs.ts';
-import { mlp, mlpSpec } from './backbones/mlp.ts';
+import { mlp, type MlpConfig, mlpSpec } from './backbones/mlp.ts';
 import { mmdit, type MmditConfig, mmditSpec } from './backbones/mmdit.ts';
 import { DIGIT_WORDS, digitPrompt, embedPrompt, promptEmbeddingSpec, tokenize } from './backbones/prompt.ts';
 import type { Network } from './backbones/types.ts';
 import { MNIST_CLASSES, MNIST_SIDE } from './data/mnist-format.ts';
-import type { SpecTree } from './nn/params.ts';
+import { checkLoraRank, type LoraConfig } from './nn/lora.ts';
+import { frozen, type SpecTree } from './nn/params.ts';
 import { flowMatching } from './objectives/flow-matching.ts';
 import { rcgm } from './objectives/rcgm.ts';
 import { lambdaSlices, sliceRows, twinflow, type TwinFlowConfig } from './twinflow/config.ts';
@@ -98,6 +99,39 @@ export function modelFor(run: RunSpec): Model {
       return null;
     },
     nullCondition: () => null,
+  };
+}
+
+/**
+ * The run's model with rank-`rank` LoRA adapters (alpha = rank) on the linears its LoRA config covers (MLP: the
+ * hidden and output layers; MMDiT: attention projections and MLPs), everything else frozen. Its parameter tree
+ * merged (models/nn/lora.ts mergeAdapters) is a parameter tree of modelFor(run). The rank must be 1 … the width.
+ */
+export function loraModelFor(run: RunSpec, rank: number): Model & { lora: LoraConfig } {
+  const plain = modelFor(run);
+  const cfg = plain.modelConfig as { hidden?: number; dim?: number };
+  const width = cfg.hidden ?? cfg.dim!;
+  try {
+    checkLoraRank(rank, width);
+  } catch (e) {
+    throw new RunConfigError(`lora ${rank}: ${(e as Error).message}`);
+  }
+  const lora = { rank, alpha: rank };
+  if (cfg.dim === undefined) {
+    const mlpCfg = { ...(plain.modelConfig as MlpConfig), lora };
+    const flat = mlp(mlpCfg);
+    const net: Network<unknown, Cond> = plain.kind === '2d'
+      ? (p, x, t, r, c) => flat(p, x, t, r, c as tw.Tensor<'i32'> | null)
+      : (p, x, t, r, labels) => flat(p, x.reshape([x.shape[0]!, -1]), t, r, labels as tw.Tensor<'i32'>).reshape(x.shape);
+    return { ...plain, net, spec: mlpSpec(mlpCfg), lora };
+  }
+  const mmCfg = { ...(plain.modelConfig as MmditConfig), lora };
+  const body = mmdit(mmCfg);
+  return {
+    ...plain,
+    net: (p, x, t, r, c: Prompts) => body(p.net, x, t, r, embedPrompt(p.prompt, c.ids, c.mask)),
+    spec: { net: mmditSpec(mmCfg), prompt: frozen(promptEmbeddingSpec(mmCfg.textDim)) },
+    lora,
   };
 }
 

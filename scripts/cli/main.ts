@@ -8,6 +8,7 @@ import { CheckpointError } from '../../models/checkpoint/safetensors.ts';
 import { addCompileCommand } from './compile.ts';
 import { evaluate, writeMetrics } from './eval.ts';
 import { objectiveConfig, problem } from './problem.ts';
+import { isLora, loraModel } from './lora.ts';
 import { DATA_SETS, MODELS, OBJECTIVES, readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError } from './runs.ts';
 import { SAMPLE_FORMATS, samplePlot } from './sample.ts';
 import { train } from './train.ts';
@@ -55,7 +56,7 @@ async function useBackend(request: string): Promise<void> {
 }
 
 /** Flags that define a run; on --resume, any given explicitly must match the checkpoint's. */
-const RUN_FLAGS = ['data', 'model', 'objective', 'lambda', 'hidden', 'batch', 'lr', 'seed', 'precision'] as const;
+const RUN_FLAGS = ['data', 'model', 'objective', 'lambda', 'hidden', 'batch', 'lr', 'seed', 'precision', 'lora'] as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's parsed options
 async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
@@ -71,6 +72,17 @@ async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
     }
     return { ...saved, steps: given('steps') ? o.steps : saved.steps };
   }
+  if (o.lora !== undefined && o.init === undefined) throw new UsageError('--lora trains adapters on a trained model: pass the run to start from with --init RUN');
+  if (o.init !== undefined) {
+    if (o.lora === undefined) throw new UsageError('--init starts LoRA fine-tuning from a run: pass the adapters\' rank with --lora RANK');
+    if (!statSync(runPaths(o.init).config, { throwIfNoEntry: false })) throw new UsageError(`--init ${o.init}: no run there (no ${runPaths(o.init).config}); pass the --out of a finished twinflow train`);
+    const src = await readRunConfig(o.init);
+    // the model is the init run's: --data, --model and --hidden default to its values and must match them
+    for (const k of ['data', 'model', 'hidden'] as const) {
+      if (given(k) && o[k] !== src[k]) throw new UsageError(`--init ${o.init}: it trained ${src.model}${src.hidden ? ` (hidden ${src.hidden})` : ''} on ${src.data}; --${k} ${o[k]} does not match its ${src[k] ?? '(unset)'}`);
+      o[k] = src[k];
+    }
+  }
   if (!o.data) throw new UsageError(`missing --data (one of ${DATA_SETS.join(', ')})`);
   if (o.lambda !== undefined && o.objective !== 'twinflow') throw new UsageError(`--lambda applies to --objective twinflow, not ${o.objective}`);
   if (o.hidden !== undefined && o.model !== 'mlp') throw new UsageError(`--hidden sets the width of --model mlp, not ${o.model}`);
@@ -80,8 +92,10 @@ async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
     ...(o.hidden !== undefined ? { hidden: o.hidden } : {}),
     steps: o.steps, batch: o.batch ?? (o.data === 'mnist' ? 128 : 64), lr: o.lr ?? (o.data === 'mnist' ? 2e-4 : 3e-3), seed: o.seed,
     ...(o.precision === 'bf16' ? { precision: 'bf16' as const } : {}),
+    ...(o.init !== undefined ? { init: o.init, lora: o.lora } : {}),
   };
   problem(run); // checks data × model
+  if (isLora(run)) loraModel(run); // checks the rank against the model's width
   objectiveConfig(run); // checks the batch against the slices
   return run;
 }
@@ -104,6 +118,8 @@ export function program(): Command {
     .option('--hidden <n>', 'MLP width (default: 64 for 2-D data, 512 for MNIST)', positiveInt)
     .option('--seed <n>', 'random seed', nonNegativeInt, 0)
     .addOption(new Option('--precision <p>', 'network compute precision; bf16 keeps f32 master weights, optimizer state and losses (cuda or cpu)').choices(PRECISIONS).default('f32'))
+    .option('--init <run>', "start from this run's EMA weights, frozen, training LoRA adapters (with --lora); data and model are the run's")
+    .option('--lora <rank>', 'LoRA rank of the adapters --init trains (1 … the model width)', positiveInt)
     .requiredOption('--out <dir>', 'run directory, e.g. runs/NAME')
     .option('--resume', 'continue the run in --out from its checkpoint', false)
     .option('--checkpoint-every <n>', 'steps between checkpoints', positiveInt, 500)
@@ -114,7 +130,8 @@ export function program(): Command {
       const run = await runConfigFor(trainCmd, o);
       await useBackend(o.backend);
       if (run.precision === 'bf16' && tw.backendChoice().name === 'webgpu') throw new UsageError('--precision bf16: the webgpu backend has no bf16 (WGSL has no such type); use --backend cuda, or cpu');
-      process.stderr.write(`training ${run.objective} on ${run.data} with ${run.model}: ${run.steps} steps of ${run.batch} → ${o.out}\n`);
+      const lora = isLora(run) ? ` from ${run.init} with LoRA rank ${run.lora}` : '';
+      process.stderr.write(`training ${run.objective} on ${run.data} with ${run.model}${lora}: ${run.steps} steps of ${run.batch} → ${o.out}\n`);
       const r = await train({
         run, out: o.out, resume: o.resume, checkpointEvery: o.checkpointEvery, logEvery: o.logEvery, keepCheckpoints: o.keepCheckpoints, onNan: o.onNan,
         progress: process.stderr.isTTY ? 'bar' : 'lines',
