@@ -151,13 +151,14 @@ function stepOf(kernel: Kernel, args: number[]): PlanStep {
 
 /**
  * Buffers by lifetime, largest values first (greedy by size): a value takes the smallest buffer free for its
- * whole lifetime that holds it, else grows the largest such buffer, else gets a new one; big values thereby
- * set buffer sizes and small ones fill the gaps. Donated inputs' buffers (fixed size) are free after their
- * last read. An output takes the buffer of the donated input it replaces (`replacedBy`), also when the kernel
- * that writes it is that input's last reader and may write over it (`writesOver`), or else a fresh one (the
- * caller keeps it), never another value's donor: each replaced value then stays in its own buffer or
- * alternates with a partner, run after run, and a backend can keep reusing what it binds. Kernels that write
- * over a donor bind it once, as the output (WebGPU forbids binding a written buffer twice).
+ * whole lifetime that holds it (the oldest among equal sizes), else gets a new one; big values thereby set
+ * buffer sizes and small ones fill the gaps (a buffer made for a value holds every later one, so none grows).
+ * Donated inputs' buffers (fixed size) are free after their last read. An output takes the buffer of the
+ * donated input it replaces (`replacedBy`), also when the kernel that writes it is that input's last reader and
+ * may write over it (`writesOver`), or else a fresh one (the caller keeps it), never another value's donor: each
+ * replaced value then stays in its own buffer or alternates with a partner, run after run, and a backend can
+ * keep reusing what it binds. Kernels that write over a donor bind it once, as the output (WebGPU forbids
+ * binding a written buffer twice).
  */
 function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[], opts: PlanOptions) {
   const bytes = (v: number) => Math.max(4, Math.ceil((values[v]!.size * opts.bytesPer(values[v]!.type)) / 4) * 4);
@@ -170,8 +171,39 @@ function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[]
   const end = (v: number) => (isOutput.has(v) ? steps.length : last.get(v) ?? -1);
   const bufferOf = values.map(() => -1);
   const buffers: PlanBuffer[] = [];
-  const busy: [number, number][][] = [];
-  const add = (b: PlanBuffer, from: number, to: number) => (busy.push(from <= to ? [[from, to]] : []), buffers.push(b) - 1);
+  // each buffer's busy step intervals by start: disjoint but where an output is written over its donor at the
+  // donor's last read (they share that step), so their ends are in order too and the last interval starting
+  // by `to` alone says whether [from, to] is free
+  const starts: number[][] = [], ends: number[][] = [];
+  /** The first of the sorted `xs` for which `below` is false. */
+  const search = (xs: number[], below: (x: number) => boolean) => {
+    let lo = 0, hi = xs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (below(xs[mid]!)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const free = (b: number, from: number, to: number) => {
+    const k = search(starts[b]!, (s) => s <= to);
+    return k === 0 || ends[b]![k - 1]! < from;
+  };
+  const occupy = (b: number, from: number, to: number) => {
+    const k = search(starts[b]!, (s) => s <= from);
+    starts[b]!.splice(k, 0, from);
+    ends[b]!.splice(k, 0, to);
+  };
+  // buffers a temporary may take (not outputs), by size then age: the first free one from `need` on fits best
+  const open: number[] = [];
+  const firstOpen = (need: number) => search(open, (b) => buffers[b]!.bytes < need);
+  const add = (b: PlanBuffer, from: number, to: number) => {
+    const id = buffers.push(b) - 1;
+    starts.push([]), ends.push([]);
+    if (from <= to) occupy(id, from, to);
+    if (!b.output) open.splice(firstOpen(b.bytes + 1), 0, id);
+    return id;
+  };
   const donorValue = new Map<number, number>(); // donated buffer → its input value
   const ownDonor = new Map<number, number>(); // output value → the buffer of the donated input it replaces
   values.forEach((v, id) => {
@@ -197,23 +229,19 @@ function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[]
   temps.sort((a, b) => bytes(b) - bytes(a) || rank(a) - rank(b));
   for (const v of temps) {
     const [from, to, need, out] = [first.get(v)!, end(v), bytes(v), isOutput.has(v)];
-    const free = (b: number) => busy[b]!.every(([s, e]) => e < from || s > to);
     const own = ownDonor.get(v);
-    let fit = -1, grow = -1;
+    let fit = -1;
     if (out) {
-      if (own !== undefined && (free(own) || writtenOver(v, own, from))) fit = own;
+      if (own !== undefined && (free(own, from, to) || writtenOver(v, own, from))) fit = own;
     } else {
-      buffers.forEach((b, i) => {
-        if (b.output || !free(i)) return;
-        if (b.bytes >= need) {
-          if (fit < 0 || b.bytes < buffers[fit]!.bytes) fit = i;
-        } else if (b.donor === undefined && (grow < 0 || b.bytes > buffers[grow]!.bytes)) grow = i;
-      });
-      if (fit < 0 && grow >= 0) buffers[(fit = grow)]!.bytes = need;
+      for (let k = firstOpen(need); k < open.length && fit < 0; k++) if (free(open[k]!, from, to)) fit = open[k]!;
     }
-    if (fit < 0) fit = add({ bytes: need, output: false, ...(own !== undefined && { partner: buffers[own]!.donor }) }, from, to);
-    else busy[fit]!.push([from, to]);
-    if (out) buffers[fit]!.output = true;
+    if (fit < 0) fit = add({ bytes: need, output: out, ...(own !== undefined && { partner: buffers[own]!.donor }) }, from, to);
+    else occupy(fit, from, to);
+    if (out && !buffers[fit]!.output) {
+      buffers[fit]!.output = true;
+      open.splice(open.indexOf(fit), 1);
+    }
     bufferOf[v] = fit;
   }
   const peakBytes = buffers.reduce((s, b) => s + (b.donor === undefined ? b.bytes : 0), 0);

@@ -208,19 +208,30 @@ export function explain(f: Fn, ...args: unknown[]): Explanation {
  */
 export function replacements(args: TreeDef, outs: TreeDef, donated: ReadonlySet<number>, g: Graph): Map<number, number> {
   const [inPaths, outPaths] = [leafPaths(args), leafPaths(outs)];
-  const aval = (id: number) => fmtAVal(g.nodes[id]!.aval);
-  const common = (a: string[], b: string[]) => {
-    let n = 0;
-    while (n < a.length && n < b.length && a[a.length - 1 - n] === b[b.length - 1 - n]) n++;
-    return n;
-  };
-  const pairs: [number, number, number][] = [];
-  for (const i of donated) {
-    outPaths.forEach((p, j) => aval(g.outputs[j]!) === aval(g.inputs[i]!) && pairs.push([common(inPaths[i]!, p), i, j]));
-  }
+  const outAval = g.outputs.map((id) => fmtAVal(g.nodes[id]!.aval));
+  const ins = [...donated].sort((a, b) => a - b);
+  const inAval = new Map(ins.map((i) => [i, fmtAVal(g.nodes[g.inputs[i]!]!.aval)]));
   const out = new Map<number, number>(), taken = new Set<number>();
-  for (const [, i, j] of pairs.sort((a, b) => b[0] - a[0] || a[1] - b[1] || a[2] - b[2])) {
-    if (!out.has(i) && !taken.has(j)) (out.set(i, j), taken.add(j));
+  // Greedy over (common path end, input, output), longest end first, in linear passes: at end length n, every
+  // free output sharing an unpaired input's last n keys shares exactly n (a longer match was paired at a
+  // higher n or its output was taken), so each input takes the first free output keyed by its aval and end.
+  const longest = Math.max(0, ...ins.map((i) => inPaths[i]!.length));
+  for (let n = longest; n >= 0; n--) {
+    const key = (aval: string, p: string[]) => `${aval}\u0000${p.slice(p.length - n).join('\u0000')}`;
+    const byKey = new Map<string, { free: number[]; next: number }>(); // outputs in order; `next` is the first free
+    outPaths.forEach((p, j) => {
+      if (taken.has(j) || p.length < n) return;
+      const k = key(outAval[j]!, p);
+      const list = byKey.get(k);
+      if (list) list.free.push(j);
+      else byKey.set(k, { free: [j], next: 0 });
+    });
+    for (const i of ins) {
+      if (out.has(i) || inPaths[i]!.length < n) continue;
+      const list = byKey.get(key(inAval.get(i)!, inPaths[i]!));
+      const j = list?.free[list.next++];
+      if (j !== undefined) (out.set(i, j), taken.add(j));
+    }
   }
   return out;
 }
