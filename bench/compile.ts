@@ -1,9 +1,10 @@
 // Compile-time benchmark: the full qwen-image-20b backbone (60 blocks, 4,096 image + 512 text tokens, bf16,
 // abstract weights) through tw.compile for CUDA, phase by phase: the forward (trace → render, target < 5 s on a
 // 2-core machine), the training step's backward (the parameters' gradient of a squared loss, target < 20 s),
-// and the forward cold, NVRTC included, with an empty PTX cache (target < 60 s). Prints a table.
+// the TwinFlow LoRA training step as `twinflow compile --mode train-lora` builds it (target < 20 s), and the
+// forward cold, NVRTC included, with an empty PTX cache (target < 60 s). Prints a table.
 //
-//   npm run bench:compile [-- --layers N] [--only forward,backward,cold]
+//   npm run bench:compile [-- --layers N] [--only forward,backward,lora,cold]
 //   node --import tsx --cpu-prof --cpu-prof-dir=DIR bench/compile.ts --only forward   (to profile a phase)
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ import * as tw from '../index.ts';
 import { mmditConfigs } from '../models/backbones/configs.ts';
 import { mmdit, mmditSpec, type MmditParams } from '../models/backbones/mmdit.ts';
 import { abstractParams } from '../models/nn/params.ts';
+import { loraStep } from '../scripts/cli/compile.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string) => {
@@ -21,7 +23,7 @@ const opt = (name: string) => {
 };
 const base = mmditConfigs['qwen-image-20b'];
 const cfg = { ...base, layers: Number(opt('layers') ?? base.layers) };
-const only = opt('only')?.split(',') ?? ['forward', 'backward', 'cold'];
+const only = opt('only')?.split(',') ?? ['forward', 'backward', 'lora', 'cold'];
 
 const d = 'bf16';
 const params = abstractParams(mmditSpec(cfg), d) as MmditParams;
@@ -43,6 +45,10 @@ const run = (name: string, target: number, f: () => tw.Compiled) => {
 
 if (only.includes('forward')) run(`forward, ${cfg.layers} blocks`, 5, () => tw.compile(net, [params, x, t, t, cond], { target: 'cuda', ptx: false }));
 if (only.includes('backward')) run(`backward, ${cfg.layers} blocks`, 20, () => tw.compile(backward, [params, x, t, cond], { target: 'cuda', ptx: false }));
+if (only.includes('lora')) {
+  const step = loraStep(cfg, { dtype: d, text: 512 }, cfg.size);
+  run(`LoRA training step (rank ${step.rank}), ${cfg.layers} blocks`, 20, () => tw.compile(step.f as (...a: never[]) => unknown, step.args, { target: 'cuda', ptx: false, weights: [0], donate: step.donate }));
+}
 if (only.includes('cold')) {
   const cache = mkdtempSync(path.join(tmpdir(), 'twinflow-ptx-'));
   const saved = process.env.TWINFLOW_PTX_CACHE;

@@ -128,7 +128,7 @@ export async function compileModel(req: CompileRequest): Promise<CompileReport> 
  * TwinFlow's e2e slice with rectification (the network with gradient and twice without): the costliest single
  * row. The state is donated, as the CLI's step donates it.
  */
-function loraStep(base: MmditConfig, req: CompileRequest, size: number) {
+export function loraStep(base: MmditConfig, req: Pick<CompileRequest, 'rank' | 'dtype' | 'remat' | 'text'>, size: number) {
   const rank = req.rank ?? 64;
   try {
     checkLoraRank(rank, base.dim);
