@@ -106,6 +106,23 @@ export interface AttentionMask {
  * leaves out a map kernel's element count and argument sizes, for backends that pass the count at run time
  * (its index expressions still carry every stride, so kernels with different index math keep distinct keys).
  */
+// interned expressions are shared by many kernels: each one's own fields are spelled once per sizing
+const nodeTexts = { sized: new WeakMap<Expr, string>(), unsized: new WeakMap<Expr, string>() };
+
+/** An expression's own fields (its children are spelled by the caller). */
+function nodeText(e: Expr, sized: boolean): string {
+  const cache = sized ? nodeTexts.sized : nodeTexts.unsized;
+  let text = cache.get(e);
+  if (text === undefined) {
+    const { id: _id, ...rest } = e;
+    // an index variable's range serves simplification only; renderers do not spell it
+    const drop = (key: string, v: unknown) => (['a', 'b', 'c', 'index', 'k0', 'k1', 'x0', 'x1'].includes(key) && typeof v === 'object') || (!sized && key === 'range');
+    text = JSON.stringify(rest, (key, v) => (drop(key, v) ? undefined : v));
+    cache.set(e, text);
+  }
+  return text;
+}
+
 export function kernelKey(k: Kernel, opts: { sizes?: boolean } = {}): string {
   const sized = opts.sizes !== false || k.kind !== 'map';
   const roots = kernelRoots(k);
@@ -117,13 +134,7 @@ export function kernelKey(k: Kernel, opts: { sizes?: boolean } = {}): string {
     : [k.kind, k.mode, k.batch, k.lq, k.lk, k.d, k.dv, k.scale, k.type, k.q, k.k, k.v, k.dout, k.lse, k.delta, k.mask, k.out];
   const order = topoOrder(roots);
   const local = new Map(order.map((e, i) => [e.id, i]));
-  const text = order.map((e) => {
-    const { id: _id, ...rest } = e;
-    const kids = children(e).map((c) => local.get(c.id));
-    // an index variable's range serves simplification only; renderers do not spell it
-    const drop = (key: string, v: unknown) => (['a', 'b', 'c', 'index', 'k0', 'k1', 'x0', 'x1'].includes(key) && typeof v === 'object') || (!sized && key === 'range');
-    return `${JSON.stringify(rest, (key, v) => (drop(key, v) ? undefined : v))}${kids.join(',')}`;
-  });
+  const text = order.map((e) => `${nodeText(e, sized)}${children(e).map((c) => local.get(c.id)).join(',')}`);
   const argList = sized ? k.args : k.args.map(({ type, access }) => ({ type, access }));
   return JSON.stringify([shape, argList, text, roots.map((r) => local.get(r.id))]);
 }
