@@ -161,14 +161,16 @@ function stepOf(kernel: Kernel, args: number[]): PlanStep {
  * binding a written buffer twice).
  */
 function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[], opts: PlanOptions) {
-  const bytes = (v: number) => Math.max(4, Math.ceil((values[v]!.size * opts.bytesPer(values[v]!.type)) / 4) * 4);
-  const first = new Map<number, number>(), last = new Map<number, number>();
+  const size = values.map((v) => Math.max(4, Math.ceil((v.size * opts.bytesPer(v.type)) / 4) * 4));
+  const bytes = (v: number) => size[v]!;
+  // the first and last step that binds each value (-1: none)
+  const first = values.map(() => -1), last = values.map(() => -1);
   steps.forEach((s, i) => s.args.forEach((v) => {
-    if (!first.has(v)) first.set(v, i);
-    last.set(v, i);
+    if (first[v]! < 0) first[v] = i;
+    last[v] = i;
   }));
   const isOutput = new Set(outputs);
-  const end = (v: number) => (isOutput.has(v) ? steps.length : last.get(v) ?? -1);
+  const end = (v: number) => (isOutput.has(v) ? steps.length : last[v]!);
   const bufferOf = values.map(() => -1);
   const buffers: PlanBuffer[] = [];
   // each buffer's busy step intervals by start: disjoint but where an output is written over its donor at the
@@ -217,18 +219,18 @@ function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[]
   /** The kernel writing output `v` is its donor's last reader and may write over it: it will bind them once. */
   const writtenOver = (v: number, own: number, at: number) => {
     const d = donorValue.get(own)!, args = steps[at]!.args;
-    if (last.get(d) !== at || !writesOver(steps[at]!.kernel, args.indexOf(d), args.indexOf(v))) return false;
+    if (last[d] !== at || !writesOver(steps[at]!.kernel, args.indexOf(d), args.indexOf(v))) return false;
     if (!merges.has(at)) merges.set(at, new Map());
     merges.get(at)!.set(args.indexOf(d), args.indexOf(v));
     return true;
   };
-  const temps = values.map((_, id) => id).filter((id) => values[id]!.kind === 'computed' && first.has(id));
+  const temps = values.map((_, id) => id).filter((id) => values[id]!.kind === 'computed' && first[id]! >= 0);
   // among equal sizes, outputs first: no temporary takes a donor's buffer from its own output
   const outAt = new Map(outputs.map((v, i) => [v, i]));
-  const rank = (v: number) => outAt.get(v) ?? outputs.length + first.get(v)!;
-  temps.sort((a, b) => bytes(b) - bytes(a) || rank(a) - rank(b));
+  const rank = values.map((_, v) => outAt.get(v) ?? outputs.length + first[v]!);
+  temps.sort((a, b) => bytes(b) - bytes(a) || rank[a]! - rank[b]!);
   for (const v of temps) {
-    const [from, to, need, out] = [first.get(v)!, end(v), bytes(v), isOutput.has(v)];
+    const [from, to, need, out] = [first[v]!, end(v), bytes(v), isOutput.has(v)];
     const own = ownDonor.get(v);
     let fit = -1;
     if (out) {
