@@ -85,13 +85,30 @@ function build(ts: Map<Expr, number>, c: number): Expr {
   return c === 0 ? out : binary('add', out, int(c));
 }
 
+// Index arithmetic is pure over interned expressions and recurs across kernels (each block of a model lowers
+// the same indices), so results are kept by operand ids; a repeat would intern nothing new, so ids are unchanged.
+const results = new Map<string, Expr>();
+const remembered = (key: string, f: () => Expr): Expr => {
+  let e = results.get(key);
+  if (e === undefined) results.set(key, (e = f()));
+  return e;
+};
+
 export function iadd(a: Expr, b: Expr | number): Expr {
+  return remembered(`+${a.id}|${typeof b === 'number' ? `#${b}` : b.id}`, () => add(a, b));
+}
+
+function add(a: Expr, b: Expr | number): Expr {
   const x = terms(a), y = terms(typeof b === 'number' ? int(b) : b);
   for (const [t, k] of y.ts) x.ts.set(t, (x.ts.get(t) ?? 0) + k);
   return build(x.ts, x.c + y.c);
 }
 
 export function imul(a: Expr, k: number): Expr {
+  return remembered(`*${a.id}|${k}`, () => mul(a, k));
+}
+
+function mul(a: Expr, k: number): Expr {
   if (k === 0) return int(0);
   const x = terms(a);
   for (const [t, v] of x.ts) x.ts.set(t, v * k);
@@ -116,6 +133,10 @@ function splitBy(a: Expr, d: number): { q: Expr; r: Expr } | undefined {
 
 /** Floor division of a non-negative index by a positive constant. */
 export function idiv(a: Expr, d: number): Expr {
+  return remembered(`/${a.id}|${d}`, () => div(a, d));
+}
+
+function div(a: Expr, d: number): Expr {
   if (d === 1) return a;
   const [lo, hi] = rangeOf(a);
   if (lo >= 0 && hi < d) return int(0);
@@ -128,6 +149,10 @@ export function idiv(a: Expr, d: number): Expr {
 
 /** Remainder of a non-negative index by a positive constant. */
 export function imod(a: Expr, d: number): Expr {
+  return remembered(`%${a.id}|${d}`, () => mod(a, d));
+}
+
+function mod(a: Expr, d: number): Expr {
   if (d === 1) return int(0);
   const [lo, hi] = rangeOf(a);
   if (lo >= 0 && hi < d) return a;
