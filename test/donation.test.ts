@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import { webgpuInstance } from '../backends/webgpu/index.ts';
 import { adamw } from '../models/optim/adamw.ts';
+import { flatten, leafPaths } from '../dsl/pytree.ts';
+import { replacements, traceGraph } from '../dsl/transforms.ts';
 import { unavailable } from './support/backend-probe.ts';
 import { rng } from './support/rng.ts';
 
@@ -139,3 +141,20 @@ for (const backend of ['cpu', 'webgpu'] as const) {
     }, WEBGPU_COMPILE_BUDGET);
   });
 }
+
+describe('replacements (which output a caller passes back for each donated leaf)', () => {
+  it('pairs the longest common path end first, then the lower input and output, only at equal shape and dtype', () => {
+    const v = (n: number) => tw.abstract([n], 'f32');
+    // donated: s.a, s.b, s.c.a, s.d (leaves 0-3); x is not donated
+    const args = [{ a: v(2), b: v(3), c: { a: v(2) }, d: v(2) }, v(2)];
+    const f = (s: { a: tw.Tensor<'f32'>; b: tw.Tensor<'f32'>; c: { a: tw.Tensor<'f32'> }; d: tw.Tensor<'f32'> }, x: tw.Tensor<'f32'>) =>
+      ({ out: { a: s.a.mul(2), c: { a: s.c.a.add(x) }, b: s.b.add(1).sum().reshape([1]) }, e: x.mul(3) });
+    const { graph, outDef } = traceGraph(f as (...a: unknown[]) => unknown, args);
+    const inPaths = leafPaths(flatten(args)[1]).map((p) => p.join('.'));
+    const outPaths = leafPaths(outDef).map((p) => p.join('.'));
+    const got = [...replacements(flatten(args)[1], outDef, new Set([0, 1, 2, 3]), graph)].map(([i, j]) => `${inPaths[i]} -> ${outPaths[j]}`).sort();
+    // s.c.a shares `c.a` with out.c.a; s.a then takes out.a (`a`); s.d, with no common end, takes the first free
+    // [2] f32 output (e); s.b's shape [3] matches no output
+    expect(got).toEqual(['0.a -> out.a', '0.c.a -> out.c.a', '0.d -> e']);
+  });
+});
