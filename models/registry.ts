@@ -12,8 +12,12 @@ import type { Network } from './backbones/types.ts';
 import { MNIST_CLASSES, MNIST_SIDE } from './data/mnist-format.ts';
 import type { SpecTree } from './nn/params.ts';
 import { flowMatching } from './objectives/flow-matching.ts';
+import { meanflow, meanflowObjective } from './objectives/meanflow.ts';
+import type { Objective } from './objectives/objective.ts';
 import { rcgm } from './objectives/rcgm.ts';
-import { lambdaSlices, sliceRows, twinflow, type TwinFlowConfig } from './twinflow/config.ts';
+import { shortcut, shortcutObjective } from './objectives/shortcut.ts';
+import { twinflowObjective } from './objectives/twinflow.ts';
+import { lambdaSlices, twinflow } from './twinflow/config.ts';
 import type { Schedule } from './twinflow/samplers.ts';
 
 /** What of a run's configuration decides its model (the CLI's RunConfig has these fields and more). */
@@ -22,7 +26,7 @@ export interface RunSpec {
   data: string;
   /** 'mlp', 'mmdit-tiny' or 'mmdit-small'. */
   model: string;
-  /** 'twinflow', 'rcgm' or 'fm'. */
+  /** One of OBJECTIVES. */
   objective: string;
   /** TwinFlow's balance λ (twinflow only). */
   lambda?: number;
@@ -136,25 +140,42 @@ function mnistMmdit(model: 'mmdit-tiny' | 'mmdit-small'): Model {
   };
 }
 
-/** The objective preset of a run (CFG-enhanced targets for the conditional MNIST models), checked against the batch size. */
-export function objectiveConfig(run: RunSpec): TwinFlowConfig {
-  if (!['twinflow', 'rcgm', 'fm'].includes(run.objective)) throw new RunConfigError(`objective ${JSON.stringify(run.objective)} is not one of twinflow, rcgm, fm`);
-  const base = run.objective === 'fm' ? flowMatching : run.objective === 'rcgm' ? rcgm : { ...twinflow, slices: lambdaSlices(run.lambda ?? 0.5) };
-  const cfg = run.data === 'mnist' && run.objective !== 'fm' ? { ...base, cfgRatio: 0.5 } : base;
+/** The objectives a run can train with (fm: flow matching). */
+export const OBJECTIVES = ['twinflow', 'rcgm', 'fm', 'meanflow', 'shortcut'] as const;
+
+/**
+ * The objective of a run (TwinFlow's presets with CFG-enhanced targets for the conditional MNIST models),
+ * checked against the batch size: the batch must hold a row of each of its parts.
+ */
+export function objectiveFor(run: RunSpec): Objective {
+  const twin = () => {
+    const base = run.objective === 'fm' ? flowMatching : run.objective === 'rcgm' ? rcgm : { ...twinflow, slices: lambdaSlices(run.lambda ?? 0.5) };
+    return twinflowObjective(run.data === 'mnist' && run.objective !== 'fm' ? { ...base, cfgRatio: 0.5 } : base);
+  };
+  const make: Record<(typeof OBJECTIVES)[number], () => Objective> = {
+    twinflow: twin, rcgm: twin, fm: twin, meanflow: () => meanflowObjective(meanflow), shortcut: () => shortcutObjective(shortcut),
+  };
+  if (!(OBJECTIVES as readonly string[]).includes(run.objective)) throw new RunConfigError(`objective ${JSON.stringify(run.objective)} is not one of ${OBJECTIVES.join(', ')}`);
+  const objective = make[run.objective as (typeof OBJECTIVES)[number]]();
   try {
-    sliceRows(run.batch, cfg.slices);
+    objective.terms(run.batch);
   } catch (e) {
-    throw new RunConfigError(`batch ${run.batch}: ${(e as Error).message.replace(/^sliceRows: /, '')}`);
+    throw new RunConfigError(`batch ${run.batch}: ${(e as Error).message.replace(/^\w+: /, '')}`);
   }
-  return cfg;
+  return objective;
 }
+
+export type SamplerKind = 'few' | 'any' | 'multi';
 
 /**
  * How to sample with `nfe` network evaluations: flow matching runs Euler steps on the instantaneous velocity
- * over a uniform grid; TwinFlow and RCGM use the few-step sampler (the presets for 1, 2 and 4 NFE).
+ * over a uniform grid; TwinFlow and RCGM use the few-step sampler (the presets for 1, 2 and 4 NFE); MeanFlow
+ * and shortcut models step with the average velocity to the next time of a uniform grid (x_r = x_t − (t − r)·u,
+ * step size d = 1/nfe).
  */
-export function samplerFor(run: RunSpec, nfe: number): { schedule: Schedule; kind: 'few' | 'multi' } {
+export function samplerFor(run: RunSpec, nfe: number): { schedule: Schedule; kind: SamplerKind } {
   const uniform = { grid: Array.from({ length: nfe + 1 }, (_, i) => 1 - i / nfe) };
   if (run.objective === 'fm') return { schedule: uniform, kind: 'multi' };
+  if (run.objective === 'meanflow' || run.objective === 'shortcut') return { schedule: uniform, kind: 'any' };
   return { schedule: nfe === 1 || nfe === 2 || nfe === 4 ? { nfe } : uniform, kind: 'few' };
 }

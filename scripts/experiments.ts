@@ -39,9 +39,9 @@ const o = new Command('experiments')
   .parse(process.argv)
   .opts();
 
-const OBJECTIVES: ObjectiveName[] = ['fm', 'rcgm', 'twinflow'];
-const NFES: Record<ObjectiveName, number[]> = { fm: [1, 50], rcgm: [1, 2, 4], twinflow: [1, 2, 4] };
-const LABEL: Record<ObjectiveName, string> = { fm: 'flow matching', rcgm: 'RCGM', twinflow: 'TwinFlow' };
+const OBJECTIVES: ObjectiveName[] = ['fm', 'rcgm', 'twinflow', 'meanflow', 'shortcut'];
+const NFES: Record<ObjectiveName, number[]> = { fm: [1, 50], rcgm: [1, 2, 4], twinflow: [1, 2, 4], meanflow: [1, 2, 4], shortcut: [1, 2, 4] };
+const LABEL: Record<ObjectiveName, string> = { fm: 'flow matching', rcgm: 'RCGM', twinflow: 'TwinFlow', meanflow: 'MeanFlow', shortcut: 'shortcut' };
 const fraction = (s: string) => s.split('/').map(Number).reduce((a, b) => a / b);
 const log = (l: string) => process.stderr.write(`${l}\n`);
 

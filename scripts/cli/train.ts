@@ -1,4 +1,4 @@
-// `twinflow train`: one jitted step (twinflowLoss → valueAndGrad → clip → AdamW → EMA) with the parameters,
+// `twinflow train`: one jitted step (the objective's loss → valueAndGrad → clip → AdamW → EMA) with the parameters,
 // optimizer state and running loss sums donated, checkpoint sets written atomically (run-folder.ts), a
 // progress bar (TTY) or a plain progress line every --log-every steps, --resume, a non-finite guard computed
 // inside the step, and SIGINT/SIGTERM: finish the step, save, exit 0.
@@ -12,11 +12,11 @@ import { checkpointFiles, loadCheckpoint } from '../../models/checkpoint/checkpo
 import { CheckpointWriteError, cleanCheckpoints, listCheckpoints, saveCheckpointSet, type SaveSetOptions } from '../../models/checkpoint/run-folder.ts';
 import { decodeSafetensors } from '../../models/checkpoint/safetensors.ts';
 import {
-  checkedValues, freshGuard, initialState as freshState, type OnNan, STREAMS, type Sums, type StepState, termNames, trainStep, zeroSums,
+  checkedValues, freshGuard, initialState as freshState, type OnNan, STREAMS, type Sums, type StepState, trainStep, zeroSums,
 } from '../../models/twinflow/train-step.ts';
 import { lineChart } from './plot.ts';
 import { checkMemory } from './limits.ts';
-import { objectiveConfig, problem } from './problem.ts';
+import { objectiveFor, problem } from './problem.ts';
 import { cleanRunTemporaries, type HistoryPoint, latestCheckpointOf, readJson, readRunConfig, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
 
 /** The loss history inside each checkpoint folder. */
@@ -106,7 +106,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const { run } = o;
   const onNan = o.onNan ?? 'stop';
   const paths = runPaths(o.out);
-  const cfg = objectiveConfig(run);
+  const objective = objectiveFor(run);
   let { prob, opt, params, ema, optState } = initialState(run);
   let start = 0;
   let history: HistoryPoint[] = [];
@@ -137,9 +137,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     await writeJsonAtomic(paths.config, run);
   }
 
-  const names = termNames(cfg, run.batch);
+  const names = objective.terms(run.batch);
   const checked = checkedValues(names);
-  const step = trainStep(prob.net, opt, cfg, names, onNan);
+  const step = trainStep(prob.net, opt, objective, names, onNan);
 
   const base = tw.random.key(run.seed);
   const [dataKey, drawKey] = [tw.random.foldIn(base, STREAMS.data), tw.random.foldIn(base, STREAMS.draws)];
