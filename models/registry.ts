@@ -153,7 +153,11 @@ export function objectiveFor(run: RunSpec): Objective {
     return twinflowObjective(run.data === 'mnist' && run.objective !== 'fm' ? { ...base, cfgRatio: 0.5 } : base);
   };
   const make: Record<(typeof OBJECTIVES)[number], () => Objective> = {
-    twinflow: twin, rcgm: twin, fm: twin, meanflow: () => meanflowObjective(meanflow), shortcut: () => shortcutObjective(shortcut),
+    twinflow: twin,
+    rcgm: twin,
+    fm: twin,
+    meanflow: () => meanflowObjective(meanflow),
+    shortcut: () => shortcutObjective(shortcut),
   };
   if (!(OBJECTIVES as readonly string[]).includes(run.objective)) throw new RunConfigError(`objective ${JSON.stringify(run.objective)} is not one of ${OBJECTIVES.join(', ')}`);
   const objective = make[run.objective as (typeof OBJECTIVES)[number]]();
