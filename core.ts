@@ -22,6 +22,7 @@ export { softmax, logSoftmax, layerNorm, rmsNorm, gelu, silu, attention, rope } 
 export * as random from './dsl/ops/random.ts';
 export { customVjp, customJvp } from './dsl/custom.ts';
 export { grad, valueAndGrad, vjp, jvp, jit, printGraph, explain, traceGraph, type GradOptions, type Jitted, type JitStats, type JitOptions } from './dsl/transforms.ts';
+export { vmap, type Axis, type AxisSpec, type VmapOptions } from './dsl/vmap.ts';
 export { flatten as treeFlatten, unflatten as treeUnflatten, treeMap, type PyTree } from './dsl/pytree.ts';
 export { formatGraph, type Graph } from './dsl/graph.ts';
 export { simplify } from './compiler/simplify/index.ts';

@@ -3,7 +3,9 @@
 //  1. a gradient property case: checkGrads (twinflow/testing) checks its VJP against central finite differences and its JVP
 //     against the VJP (⟨u, J v⟩ = ⟨Jᵀu, v⟩), so one case is both checks;
 //  2. a conformance case (each runs on every backend against the f64 cpu oracle);
-//  3. a lowering on each GPU renderer: a one-primitive program, cut out of a conformance case, planned by the
+//  3. a batching property case: vmap(f) against f per example (test/vmap.test.ts), with the primitive's operand
+//     batched, so that its batching rule is what the case checks;
+//  4. a lowering on each GPU renderer: a one-primitive program, cut out of a conformance case, planned by the
 //     compiler's pipeline (planFor) and rendered as WGSL and as CUDA C.
 // The registries are the tables those tests run (the same fast-check draws, the same case lists), traced
 // here; nothing is listed by hand, so a new primitive fails this file until each table reaches it.
@@ -22,6 +24,7 @@ import { type Case, cases } from './conformance/cases.ts';
 import { cudaCases } from './conformance/cuda-cases.ts';
 import { toTensor } from './support/host-tensors.ts';
 import { drawOf, runsOf, suites } from './support/gradient-cases.ts';
+import { batchedPrims, drawVmap, vmapRuns, vmapSuites } from './support/vmap-cases.ts';
 
 const isPrimitive = (p: string): p is Primitive => p in shapeRules;
 const PRIMITIVES = Object.keys(shapeRules).filter(isPrimitive);
@@ -66,6 +69,14 @@ describe('every primitive is covered by each test table', () => {
       }
     }
     expect(missing(covered), 'primitives no case of test/support/gradient-cases.ts reaches').toEqual([]);
+  });
+
+  it('a batching property case (vmap against f per example) gives every primitive a batched operand', () => {
+    const covered = new Set<Primitive>();
+    for (const [, entries] of vmapSuites) {
+      for (const e of entries) for (const d of fc.sample(drawVmap(e), vmapRuns)) for (const p of batchedPrims(d)) if (isPrimitive(p)) covered.add(p);
+    }
+    expect(missing(covered), 'primitives no case of test/support/vmap-cases.ts batches').toEqual([]);
   });
 
   it('a conformance case reaches every primitive', () => {
