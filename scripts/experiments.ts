@@ -288,12 +288,13 @@ async function mergeRows(): Promise<never> {
   const fresh = toyTable(results.toy.filter((r) => r.objective !== 'data'), 'data').split('\n').slice(2);
   const sets = [...new Set([...kept, ...fresh].map((l) => cell(l, 1)))];
   const rows = sets.flatMap((d) => [...kept.filter((l) => cell(l, 1) === d), ...fresh.filter((l) => cell(l, 1) === d)]);
-  const prefix = `Rows of ${labels.join(' and ')}:`;
-  const note = `${prefix} measured by \`npm run experiments -- ${process.argv.slice(2).join(' ')}\` on ${choice.name} (${device}) in ${((performance.now() - t0) / 60000).toFixed(0)} minutes, ` +
+  const note = `Rows of ${labels.join(' and ')}: measured by \`npm run experiments -- ${process.argv.slice(2).join(' ')}\` on ${choice.name} (${device}) in ${((performance.now() - t0) / 60000).toFixed(0)} minutes, ` +
     `with the 2-D settings above (${o.steps} steps of batch ${o.batch}, lr ${o.lr}, seed(s) ${(o.seeds as number[]).join(', ')}); the other rows are from the invocation above. ` +
     `${labels.join(' and ')} sample with the any-step sampler: x ← x − (t − r)·F(x, t, r) on a uniform grid (step d = 1/NFE).`;
   const after = lines.slice(stop);
-  if (after[1]?.startsWith(prefix)) after.splice(0, 2); // the note of a previous merge
+  // a previous merge's note goes when this one covers all its rows
+  const covered = (l: string) => /^Rows of (.+?): measured/.exec(l)?.[1]!.split(' and ').every((x) => labels.includes(x)) ?? false;
+  while (covered(after[1] ?? '')) after.splice(0, 2);
   const merged = [...lines.slice(0, header + 2), ...rows, '', note, ...after].join('\n');
   await writeFile(README, readme.slice(0, begin) + merged + readme.slice(end));
   console.log([...lines.slice(header, header + 2), ...rows, '', note].join('\n'));
