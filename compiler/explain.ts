@@ -2,6 +2,7 @@
 // flops, and the plan's peak memory. For a backend's Target (its storage and buffer limit), or by default neutral:
 // 4-byte elements (2 for f16 and bf16) and at most 8 buffers per kernel, WebGPU's default limit.
 
+import { attentionFlops } from './kernel-ir/attention.ts';
 import { type ScalarType, topoOrder } from './kernel-ir/expr.ts';
 import type { Kernel } from './kernel-ir/kernel.ts';
 import type { Plan } from './plan.ts';
@@ -43,6 +44,7 @@ export function kernelReport(k: Kernel, target: Pick<Target, 'boolBytes'> = NEUT
   let flops: number;
   if (k.kind === 'map') flops = k.size * opsPerElement(k.stores.map((s) => s.value));
   else if (k.kind === 'reduce') flops = k.rows * k.cols * (k.stages.length + opsPerElement(k.stages.map((s) => s.body))) + k.rows * opsPerElement([...k.rowStores, ...k.colStores].map((s) => s.value));
+  else if (k.kind === 'attention') flops = attentionFlops(k);
   else flops = 2 * k.batch * k.m * k.n * k.k + k.batch * k.m * k.n * opsPerElement(k.stores.map((s) => s.value));
   return { name: k.name, kind: k.kind, reads, writes, bytes, flops };
 }

@@ -69,9 +69,18 @@ export interface PrimitiveAttrs {
   iota: { shape: number[]; axis: number; dtype: DType };
   // linear algebra: [...b, M, K] x [...b, K, N] -> [...b, M, N]
   dot: NoAttrs;
+  // fused attention (compiler/autodiff/attention.ts has their composite definitions and derivatives):
+  //   attention      (q [...b, Lq, D], k [...b, Lk, D], v [...b, Lk, Dv], mask?) -> softmax(scale·q·kᵀ, masked)·v
+  //   attentionLse   (q, k, mask?) -> the rows' logsumexp of scale·q·kᵀ [...b, Lq] in f32 (f64 on the oracle)
+  //   attentionGrad  (q, k, v, dO, lse, delta, mask?) -> the gradient of the `wrt` operand, scores recomputed
+  // mask: bool of q's rank, each dim 1 (broadcast) or the full [...b, Lq, Lk] dim; a fully masked row gives 0
+  attention: { scale: number };
+  attentionLse: { scale: number };
+  attentionGrad: { scale: number; wrt: 'q' | 'k' | 'v' };
   // sorting: stable ascending order indices along an axis (i32)
   argsort: { axis: number };
-  // counter-based RNG: Threefry-2x32 (20 rounds) of key u32[2] over counter pairs u32[..., 2]
+  // counter-based RNG: Threefry-2x32 (20 rounds) of key u32[2] over counter pairs u32[..., 2]; a key u32[...b, 2]
+  // (vmap's batched keys) gives each counter pair u32[...b, ..., 2] the key at its leading b indices
   threefry: NoAttrs;
 }
 

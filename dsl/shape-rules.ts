@@ -89,6 +89,27 @@ function checkAxes(op: string, axes: readonly number[], rank: number): void {
   }
 }
 
+/** The f32 (f64 on the oracle) type of attention's row statistics (logsumexp, delta), whatever q's float type. */
+export const attentionStatsType = (q: AVal): 'f64' | 'f32' => (q.dtype === 'f64' ? 'f64' : 'f32');
+
+/**
+ * Checks the operands of the attention primitives: q [...b, Lq, D], k [...b, Lk, D], v [...b, Lk, Dv] (when
+ * given) of one float dtype, and a bool mask of q's rank whose dims are 1 or those of [...b, Lq, Lk].
+ */
+function attentionOperands(op: string, q: AVal, k: AVal, v: AVal | undefined, mask: AVal | undefined): void {
+  const r = q.shape.length;
+  const all = v ? [q, k, v] : [q, k];
+  if (!isFloat(q.dtype) || all.some((x) => x.dtype !== q.dtype)) throw new DTypeError(`${op}: q, k${v ? ', v' : ''} need one float dtype, got ${all.map(fmtAVal).join(', ')}`);
+  const batch = q.shape.slice(0, -2);
+  const ok = r >= 2 && all.every((x) => x.shape.length === r && shapeEq(x.shape.slice(0, -2), batch)) &&
+    k.shape[r - 1] === q.shape[r - 1] && (!v || v.shape[r - 2] === k.shape[r - 2]);
+  if (!ok) throw new ShapeError(`${op}: q ${fmtAVal(q)}, k ${fmtAVal(k)}${v ? `, v ${fmtAVal(v)}` : ''} do not match ([...b, Lq, D], [...b, Lk, D], [...b, Lk, Dv])`);
+  if (!mask) return;
+  const full = [...batch, q.shape[r - 2]!, k.shape[r - 2]!];
+  if (mask.dtype !== 'bool') throw new DTypeError(`${op}: mask must be bool, got ${fmtAVal(mask)}`);
+  if (mask.shape.length !== r || mask.shape.some((d, i) => d !== 1 && d !== full[i])) throw new ShapeError(`${op}: mask ${fmtAVal(mask)} does not broadcast to ${fmtShape(full)} dim by dim`);
+}
+
 function table<T>(names: readonly Primitive[], make: (op: string) => T): Record<string, T> {
   return Object.fromEntries(names.map((n) => [n, make(n)]));
 }
@@ -194,6 +215,29 @@ export const shapeRules: { [P in Primitive]: ShapeRule<P> } = {
     if (!ok) throw new ShapeError(`matmul: shapes ${fmtAVal(a)} and ${fmtAVal(b)} do not match`);
     return { shape: [...a.shape.slice(0, r - 1), b.shape[r - 1]!], dtype: a.dtype };
   },
+  attention: (inputs) => {
+    if (inputs.length !== 3 && inputs.length !== 4) throw new ShapeError(`attention: expected q, k, v and an optional mask, got ${inputs.length} operands`);
+    const [q, k, v, mask] = inputs as [AVal, AVal, AVal, AVal | undefined];
+    attentionOperands('attention', q, k, v, mask);
+    return { shape: [...q.shape.slice(0, -1), v.shape[v.shape.length - 1]!], dtype: q.dtype };
+  },
+  attentionLse: (inputs) => {
+    if (inputs.length !== 2 && inputs.length !== 3) throw new ShapeError(`attentionLse: expected q, k and an optional mask, got ${inputs.length} operands`);
+    const [q, k, mask] = inputs as [AVal, AVal, AVal | undefined];
+    attentionOperands('attentionLse', q, k, undefined, mask);
+    return { shape: q.shape.slice(0, -1), dtype: attentionStatsType(q) };
+  },
+  attentionGrad: (inputs, { wrt }) => {
+    if (inputs.length !== 6 && inputs.length !== 7) throw new ShapeError(`attentionGrad: expected q, k, v, dO, lse, delta and an optional mask, got ${inputs.length} operands`);
+    const [q, k, v, dO, lse, delta, mask] = inputs as [AVal, AVal, AVal, AVal, AVal, AVal, AVal | undefined];
+    attentionOperands('attentionGrad', q, k, v, mask);
+    const rows = { shape: q.shape.slice(0, -1), dtype: attentionStatsType(q) };
+    const want = { shape: [...q.shape.slice(0, -1), v.shape[v.shape.length - 1]!], dtype: q.dtype };
+    for (const [name, got, exp] of [['dO', dO, want], ['lse', lse, rows], ['delta', delta, rows]] as const) {
+      if (got.dtype !== exp.dtype || !shapeEq(got.shape, exp.shape)) throw new ShapeError(`attentionGrad: ${name} ${fmtAVal(got)} should be ${fmtAVal(exp)}`);
+    }
+    return { q, k, v }[wrt];
+  },
   argsort: (inputs, { axis }) => {
     arity('argsort', inputs, 1);
     checkAxes('argsort', [axis], inputs[0]!.shape.length);
@@ -202,8 +246,12 @@ export const shapeRules: { [P in Primitive]: ShapeRule<P> } = {
   threefry: (inputs) => {
     arity('threefry', inputs, 2);
     const [k, x] = inputs as [AVal, AVal];
-    if (k.dtype !== 'u32' || !shapeEq(k.shape, [2])) throw new ShapeError(`random: a key is u32[2], got ${fmtAVal(k)}`);
+    const lead = k.shape.length - 1;
+    if (k.dtype !== 'u32' || k.shape[lead] !== 2) throw new ShapeError(`random: a key is u32[2], got ${fmtAVal(k)}`);
     if (x.dtype !== 'u32' || x.shape[x.shape.length - 1] !== 2) throw new ShapeError(`threefry: counters must be u32[...,2], got ${fmtAVal(x)}`);
+    if (x.shape.length <= lead || !shapeEq(k.shape.slice(0, lead), x.shape.slice(0, lead))) {
+      throw new ShapeError(`threefry: keys ${fmtAVal(k)} must have the leading axes of the counters ${fmtAVal(x)}`);
+    }
     return x;
   },
 };

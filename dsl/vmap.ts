@@ -40,9 +40,7 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
 function leafAxes(opt: string, spec: AxisSpec, tree: unknown, path: string): { path: string; axis: Axis }[] {
   if (spec === null || typeof spec === 'number') {
     if (spec !== null && !Number.isInteger(spec)) throw new TransformError(`vmap: ${opt} at ${path} must be an integer or null, got ${spec}`);
-    const [leaves] = flatten(tree);
-    const paths = tree instanceof Tensor ? [path] : leafNames(tree, path);
-    return leaves.map((_, i) => ({ path: paths[i]!, axis: spec }));
+    return leafNames(tree, path).map((p) => ({ path: p, axis: spec }));
   }
   if (Array.isArray(spec)) {
     if (!Array.isArray(tree) || tree.length !== spec.length) {
@@ -87,7 +85,7 @@ function normalize(opt: string, axis: number, rank: number, what: string): numbe
  * null for an output that varies along the batch is an error). Composes with grad, jvp, jit and itself in any
  * order: the batched program is traced once per call, as DSL code.
  */
-export function vmap<F extends Fn>(f: F, opts: VmapOptions = {}): (...args: Parameters<F>) => any {
+export function vmap<F extends Fn>(f: F, opts: VmapOptions = {}): (...args: Parameters<F>) => ReturnType<F> {
   const { inAxes = 0, outAxes = 0 } = opts;
   const name = f.name || 'anonymous';
   const mapped = (...args: Parameters<F>) => {
@@ -117,7 +115,7 @@ export function vmap<F extends Fn>(f: F, opts: VmapOptions = {}): (...args: Para
       }
       const one = o.b === null ? o.t.aval : { ...o.t.aval, shape: o.t.shape.filter((_, d) => d !== o.b) };
       return moveBatch(o, normalize('outAxes', axis, one.shape.length + 1, `${path}, ${fmtAVal(one)} per example`), size);
-    }));
+    })) as ReturnType<F>;
   };
   Object.defineProperty(mapped, 'name', { value: `vmap(${name})` });
   return mapped;

@@ -1,8 +1,8 @@
 /**
  * Static purity check for functions handed to twinflow transforms.
  *
- * `jit`, `grad`, `valueAndGrad`, `vjp` and `jvp` trace their function argument once and cache
- * the trace, so a side effect inside it runs once at trace time (not per call) and a
+ * `jit`, `grad`, `valueAndGrad`, `vjp`, `jvp` and `vmap` trace their function argument (jit caches
+ * the trace), so a side effect inside it runs at trace time (not per call, nor per example) and a
  * nondeterministic value (Math.random(), Date.now(), ...) is frozen into the trace as a constant.
  * This checker finds both statically with ts-morph.
  *
@@ -54,7 +54,7 @@ export interface CheckPurityOptions {
 
 type TracedFn = ArrowFunction | FunctionExpression | FunctionDeclaration | MethodDeclaration;
 
-const DEFAULT_TRANSFORMS = ['jit', 'grad', 'valueAndGrad', 'vjp', 'jvp'];
+const DEFAULT_TRANSFORMS = ['jit', 'grad', 'valueAndGrad', 'vjp', 'jvp', 'vmap'];
 
 /** Calls whose result differs between calls; matched on the callee text (globalThis. etc. stripped). */
 const NONDETERMINISTIC: Readonly<Record<string, ViolationKind>> = {

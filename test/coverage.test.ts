@@ -3,8 +3,9 @@
 //  1. a gradient property case: checkGrads (twinflow/testing) checks its VJP against central finite differences and its JVP
 //     against the VJP (⟨u, J v⟩ = ⟨Jᵀu, v⟩), so one case is both checks;
 //  2. a conformance case (each runs on every backend against the f64 cpu oracle);
-//  3. a batching property case: vmap(f) against f per example (test/vmap.test.ts), with the primitive's operand
-//     batched, so that its batching rule is what the case checks;
+//  3. a batching property case: vmap(f) against f per example (test/vmap.test.ts) with an operand of the
+//     primitive batched, so that its batching rule is what the case checks (iota, which has no operands, is
+//     only reached);
 //  4. a lowering on each GPU renderer: a one-primitive program, cut out of a conformance case, planned by the
 //     compiler's pipeline (planFor) and rendered as WGSL and as CUDA C.
 // The registries are the tables those tests run (the same fast-check draws, the same case lists), traced

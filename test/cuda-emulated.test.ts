@@ -2,14 +2,14 @@
 // CUDA C, the planner's buffers, the pool, launches and copies all run for real, only the "GPU" is g++-built
 // C++ with a thread per CUDA thread. It checks what compiling alone cannot: index arithmetic, tiling and bounds,
 // vector loads, shuffle reductions, and the mma.sync/ldmatrix fragment layouts, against the float64 oracle.
-// By default: the CUDA path cases in f32/f16/bf16, TF32, donation, buffer reuse, and a few conformance cases
-// (eager and jit); TWINFLOW_CUDA_EMULATOR=full runs the whole conformance suite (jit) as well.
+// By default: the CUDA path cases in f32/f16/bf16, TF32, donation, buffer reuse, the attention cases, and a few
+// conformance cases (eager and jit); TWINFLOW_CUDA_EMULATOR=full runs the whole conformance suite (jit) as well.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import { registerBackend } from '../dsl/backend.ts';
 import { CudaBackend, cudaDebug } from '../backends/cuda/index.ts';
-import { casesFor, compare, type Float, makeInputs, runCase, toTensors, values } from './conformance/harness.ts';
+import { casesFor, compare, type Float, HALF_CASES, makeInputs, runCase, toTensors, values } from './conformance/harness.ts';
 import { cases } from './conformance/cases.ts';
 import { CUDA_HALF_CASES, cudaCases } from './conformance/cuda-cases.ts';
 import { EmulatedCudaDevice, emulatorUnavailable } from './support/cuda-emulator.ts';
@@ -50,6 +50,19 @@ describe.skipIf(unavailable !== undefined)('cuda backend on an emulated device',
     it(`${c.name} (f32, ${modes.join(' and ')})`, async () => {
       expect(await runCase(c, 'cuda', 'f32', modes)).toEqual([]);
     });
+  }
+
+  // the attention skeleton in every mode (forward, lse, dq, dk, dv), f32 and both 16-bit formats, and the
+  // tensor-core forward
+  for (const c of cases.filter((k) => k.name.startsWith('attention'))) {
+    for (const float of (HALF_CASES.has(c.name) ? ['f32', 'f16', 'bf16'] : ['f32']) as Float[]) {
+      it(`${c.name} (${float}, jit)`, async () => {
+        expect(await runCase(c, 'cuda', float, ['jit'])).toEqual([]);
+        // the 16-bit forward runs on tensor cores (the emulated device is sm_90)
+        const forward = backend!.compiledKernels().filter((x) => x.kernel.kind === 'attention' && x.kernel.mode === 'forward' && x.kernel.type === float);
+        if (float !== 'f32') expect(forward.length > 0 && forward.every((x) => x.rendered.path === `mma-${float}`)).toBe(true);
+      }, 60_000);
+    }
   }
 
   describe.skipIf(!full)('the whole conformance suite (TWINFLOW_CUDA_EMULATOR=full)', () => {

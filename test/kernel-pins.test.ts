@@ -14,7 +14,7 @@ import { renderCuda } from '../backends/cuda/cuda-c.ts';
 import { cudaBytesPer } from '../backends/cuda/index.ts';
 import { renderWgsl, type WgslCaps } from '../backends/webgpu/wgsl.ts';
 import { mlpAdamwStep } from './support/mlp-adamw-step.ts';
-import { type Case, cases } from './conformance/cases.ts';
+import { attentionCases, type Case, cases } from './conformance/cases.ts';
 import { CUDA_HALF_CASES, cudaCases } from './conformance/cuda-cases.ts';
 import { HALF_CASES, makeInputs, toTensors } from './conformance/harness.ts';
 
@@ -63,12 +63,16 @@ function kernelTexts(): Map<string, string> {
   const add = (key: string, text: string) => out.set(key, canonical(text));
   const asProgram = (c: Case, float: 'f32' | 'f16' | 'bf16'): Program => ({ name: `${c.name} [${float}]`, fn: c.fn, args: toTensors(makeInputs(c, float), float) });
   const halves = (c: Case) => [asProgram(c, 'f16'), asProgram(c, 'bf16')];
+  // the attention cases last: expressions are interned in order, so programs added before others renumber them
+  const general = cases.filter((c) => !attentionCases.includes(c));
   const programs: Program[] = [
-    ...cases.map((c) => asProgram(c, 'f32')),
-    ...cases.filter((c) => HALF_CASES.has(c.name)).flatMap(halves),
+    ...general.map((c) => asProgram(c, 'f32')),
+    ...general.filter((c) => HALF_CASES.has(c.name)).flatMap(halves),
     ...cudaCases.map((c) => asProgram(c, 'f32')),
     ...cudaCases.filter((c) => CUDA_HALF_CASES.has(c.name)).flatMap(halves),
     ...fusionPrograms(),
+    ...attentionCases.map((c) => asProgram(c, 'f32')),
+    ...attentionCases.filter((c) => HALF_CASES.has(c.name)).flatMap(halves),
   ];
   for (const { name, fn, args } of programs) {
     const g = tw.simplify(tw.traceGraph(fn, args).graph, { final: true });

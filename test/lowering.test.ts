@@ -14,7 +14,7 @@ describe('lowering', () => {
   it('has a rule and a fusion role for every primitive', () => {
     const prims = Object.keys(shapeRules);
     expect(prims.length).toBeGreaterThan(50);
-    for (const p of prims) expect(lowerRules[p as keyof typeof lowerRules]?.fusion, p).toMatch(/^(elementwise|movement|opaque|reduce|dot|sort|scatter)$/);
+    for (const p of prims) expect(lowerRules[p as keyof typeof lowerRules]?.fusion, p).toMatch(/^(elementwise|movement|opaque|reduce|dot|sort|scatter|attention)$/);
     expect(Object.keys(lowerRules).sort()).toEqual(prims.sort());
   });
 

@@ -40,6 +40,15 @@ describe('threefry-2x32 primitive', () => {
     expect(threefry(u32(key), u32(new Array(12).fill(0), [2, 3, 2])).shape).toEqual([2, 3, 2]);
   });
 
+  it('takes a key per leading index of the counters (how vmap batches keys), eagerly and under jit', async () => {
+    const keys = kats.map(([k]) => k), ctrs = kats.map(([, c]) => c);
+    const want = kats.map(([, , y]) => y).flat();
+    expect(await vals(threefry(u32(keys.flat(), [3, 2]), u32(ctrs.flat(), [3, 2])))).toEqual(want);
+    // keys [3, 2] over counters [3, 1, 2]: the same pairs, one more axis
+    expect(await vals(tw.jit(threefry)(u32(keys.flat(), [3, 2]), u32(ctrs.flat(), [3, 1, 2])))).toEqual(want);
+    expect(() => threefry(u32(keys.flat(), [3, 2]), u32([0, 0, 0, 0], [2, 2]))).toThrow(/must have the leading axes of the counters/);
+  });
+
   it('rejects bad keys and counters in the shape rule', () => {
     expect(() => threefry(u32([1, 2, 3]), u32([0, 0], [1, 2]))).toThrow(/key is u32\[2\]/);
     expect(() => threefry(tw.tensor([1, 2], 'i32') as never, u32([0, 0], [1, 2]))).toThrow(tw.ShapeError);

@@ -4,6 +4,7 @@
 import { hostArray, type DType, type HostArray, isFloat } from '../../dsl/dtype.ts';
 import type { Primitive, PrimitiveAttrs } from '../../dsl/primitives.ts';
 import { type AVal, stridesOf } from '../../dsl/shape.ts';
+import { attentionGradRule, attentionLseRule, attentionRule } from './attention.ts';
 import { erf } from './erf.ts';
 import { offsets, span } from './strided.ts';
 import { threefry2x32Into } from './threefry.ts';
@@ -266,6 +267,9 @@ export const evalRules: { [P in Primitive]: EvalRule<P> } = {
     return y;
   },
   dot: dotRule,
+  attention: attentionRule,
+  attentionLse: attentionLseRule,
+  attentionGrad: attentionGradRule,
   argsort: ([x], [xa], out, { axis }) => {
     const { bases, stride, len } = fibers(xa!.shape, axis);
     const y = alloc(out);
@@ -283,8 +287,12 @@ export const evalRules: { [P in Primitive]: EvalRule<P> } = {
     return y;
   },
   threefry: ([key, xs], _, out) => {
+    // one key, or one per run of counters sharing the key's leading indices (contiguous in row-major order)
     const y = alloc(out) as Uint32Array;
-    threefry2x32Into(key![0]!, key![1]!, xs as Uint32Array, y);
+    const keys = key!.length / 2, run = xs!.length / keys;
+    for (let i = 0; i < keys; i++) {
+      threefry2x32Into(key![2 * i]!, key![2 * i + 1]!, (xs as Uint32Array).subarray(i * run, (i + 1) * run), y.subarray(i * run, (i + 1) * run));
+    }
     return y;
   },
 };

@@ -4,7 +4,8 @@
 //           are read or written at the thread's own element, a scalar tail
 //   reduce  one block per row (warp shuffles, then shared memory across warps; a row that fits in registers
 //           is loaded once, with vector loads, and reused by every stage) or one thread per row
-//   matmul  tiled SIMT or tensor cores (cuda-matmul.ts).
+//   matmul  tiled SIMT or tensor cores (cuda-matmul.ts)
+//   attention  the attention skeleton (cuda-attention.ts).
 // No CUDA headers are needed: conversions and tensor-core instructions are inline PTX (ptx.ts).
 
 import { type Expr, load, topoOrder } from '../../compiler/kernel-ir/expr.ts';
@@ -13,6 +14,7 @@ import { type Kernel, kernelExprs } from '../../compiler/kernel-ir/kernel.ts';
 import { fnv1aHex } from '../../dsl/hash.ts';
 import { beats, Emitter, reduceCombine, reduceInit, Scope } from '../render/c-like.ts';
 import { COMMON_HELPERS, cudaDialect, memBytes, memType, regType, vecType } from './cuda-dialect.ts';
+import { renderAttention } from './cuda-attention.ts';
 import { renderMatmul } from './cuda-matmul.ts';
 import { PTX_PRIMITIVES } from './ptx.ts';
 
@@ -62,7 +64,8 @@ const entryName = (k: Kernel, key: string | undefined): string => `tw_${k.kind}_
  * equal kernels of different plans give byte-identical sources (and share the PTX cache).
  */
 export function renderCuda(kernel: Kernel, caps: CudaCaps, key?: string): RenderedCuda {
-  for (const a of kernel.args) {
+  // attention kernels compute 64-bit offsets; the other skeletons index with int
+  for (const a of kernel.kind === 'attention' ? [] : kernel.args) {
     if (a.size >= 2 ** 31) throw new Error(`cuda: kernel ${kernel.name} has an argument of ${a.size} elements; indices are 32-bit (at most 2^31 - 1 elements)`);
   }
   const entry = entryName(kernel, key);
@@ -70,6 +73,7 @@ export function renderCuda(kernel: Kernel, caps: CudaCaps, key?: string): Render
   let out: Omit<RenderedCuda, 'code' | 'kernel' | 'entry'> & { body: string[] };
   if (kernel.kind === 'map') out = renderMap(r, kernel, entry);
   else if (kernel.kind === 'reduce') out = renderReduce(r, kernel, entry);
+  else if (kernel.kind === 'attention') out = renderAttention(r, kernel, entry);
   else out = renderMatmul(r, kernel, entry);
   const { body, ...launch } = out;
   const text = body.join('\n');

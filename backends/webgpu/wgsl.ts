@@ -1,10 +1,12 @@
 // The WGSL renderer: kernel IR in, one compute shader out. Expressions are rendered by the C-like core with
 // WGSL's dialect (wgsl-dialect.ts), as `let` bindings in the scope where their variables live; the three kernel
-// skeletons (map, reduce, matmul) are written out here.
+// skeletons (map, reduce, matmul) are written out here, attention's spelled in wgsl-attention.ts.
 
 import type { Expr, ScalarType } from '../../compiler/kernel-ir/expr.ts';
 import { type Kernel, kernelExprs } from '../../compiler/kernel-ir/kernel.ts';
 import { beats, Emitter, reduceCombine, reduceInit, Scope } from '../render/c-like.ts';
+import { attentionGrid } from '../render/attention.ts';
+import { renderAttentionWgsl } from './wgsl-attention.ts';
 import { helpersCalled, literal, SPECIALS, wgslDialect } from './wgsl-dialect.ts';
 
 export interface WgslCaps {
@@ -209,6 +211,7 @@ const perRowOf = (k: Extract<Kernel, { kind: 'reduce' }>, caps: WgslCaps) => k.s
 export function dispatchWgsl(k: Kernel, caps: WgslCaps): [number, number, number] {
   if (k.kind === 'map') return dispatch1d(Math.ceil(k.size / (MAP_WG * mapPerThread(caps))));
   if (k.kind === 'reduce') return dispatch1d(perRowOf(k, caps) ? k.rows : Math.ceil(k.rows / MAP_WG));
+  if (k.kind === 'attention') return attentionGrid(k);
   if (caps.software) return [Math.ceil(k.n / (TW * CPU_REG[1])), Math.ceil(k.m / (TW * CPU_REG[0])), k.batch];
   const { bm, bn } = matmulTile(caps);
   return [Math.ceil(k.n / bn), Math.ceil(k.m / bm), k.batch];
@@ -220,7 +223,8 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
     throw new Error(`kernel ${kernel.name}: bf16 is not supported by WGSL (use the cuda backend, or cast to f32 or f16)`);
   }
   const r = new Renderer(kernel, caps);
-  const { body, extra, sizeBinding } = kernel.kind === 'map' ? renderMap(r, kernel) : kernel.kind === 'reduce' ? renderReduce(r, kernel) : renderMatmul(r, kernel);
+  const { body, extra, sizeBinding }: Skeleton = kernel.kind === 'map' ? renderMap(r, kernel) : kernel.kind === 'reduce' ? renderReduce(r, kernel)
+    : kernel.kind === 'attention' ? renderAttentionWgsl(r, kernel, workgroupLimit(caps)) : renderMatmul(r, kernel);
   const shared = workgroupBytes(extra);
   const limit = workgroupLimit(caps);
   if (shared > limit) throw new Error(`kernel ${kernel.name}: needs ${shared} bytes of workgroup memory, over this device's maxComputeWorkgroupStorageSize of ${limit}`);

@@ -10,6 +10,7 @@ import { take } from '../../dsl/ops/shape.ts';
 import type { Primitive, PrimitiveAttrs } from '../../dsl/primitives.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import { bind } from '../../dsl/trace.ts';
+import { attentionGradJvp, attentionJvp, attentionLseJvp } from './attention.ts';
 import { type ElementwisePrimitive, extremumPartial, fromDerivatives } from './derivatives.ts';
 import { addOpt, type F, float, isFloatTensor, operand, orZeros, prodGrad } from './helpers.ts';
 
@@ -61,6 +62,9 @@ export const jvpRules: { [P in Primitive]: JvpRule<P> } = {
   scatterAdd: ([, t], [idx], _, attrs) => (t ? bind('scatterAdd', [idx!, t], attrs) : null),
   iota: zero,
   dot: ([ta, tb], [a, b]) => addOpt(ta ? matmul(ta, float(b)) : null, tb ? matmul(float(a), tb) : null),
+  attention: attentionJvp,
+  attentionLse: attentionLseJvp,
+  attentionGrad: attentionGradJvp,
   argsort: zero,
   threefry: zero,
 };

@@ -9,6 +9,7 @@ import { reshape, swapAxes, take, transpose } from '../../dsl/ops/shape.ts';
 import type { Primitive, PrimitiveAttrs } from '../../dsl/primitives.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import { bind } from '../../dsl/trace.ts';
+import { attentionGradVjp, attentionLseVjp, attentionVjp } from './attention.ts';
 import { type ElementwisePrimitive, extremumPartial, fromDerivatives } from './derivatives.ts';
 import { type F, float, isFloatTensor, operand, prodGrad, unbroadcast, unreduce } from './helpers.ts';
 
@@ -71,6 +72,9 @@ export const vjpRules: { [P in Primitive]: VjpRule<P> } = {
   scatterAdd: (ct, [idx], _, { axis }) => [null, take(ct, operand(idx, ['i32', 'u32']), axis)],
   iota: none,
   dot: (ct, [a, b]) => [matmul(ct, swapAxes(float(b))), matmul(swapAxes(float(a)), ct)],
+  attention: attentionVjp,
+  attentionLse: attentionLseVjp,
+  attentionGrad: attentionGradVjp,
   argsort: none,
   threefry: none,
 };

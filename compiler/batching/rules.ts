@@ -7,7 +7,7 @@
 
 import { iota } from '../../dsl/ops/creation.ts';
 import { add, clamp, mul } from '../../dsl/ops/elementwise.ts';
-import { broadcastTo, reshape, slice, stack, transpose } from '../../dsl/ops/shape.ts';
+import { broadcastTo, reshape, transpose } from '../../dsl/ops/shape.ts';
 import { BINARY, type Primitive, type PrimitiveAttrs, UNARY } from '../../dsl/primitives.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import { bind } from '../../dsl/trace.ts';
@@ -59,19 +59,21 @@ const argReduce = <P extends 'argmax' | 'argmin'>(p: P): BatchRule<P> => ([x], {
 };
 
 /** Indices into a per-example axis of length `len`, offset so that example i reads row i·len + idx of the flattened batch. */
-function flatIndices(idx: Tensor, len: number, size: number): Tensor {
+function flatIndices(idx: Tensor, len: number): Tensor {
   const idt = idx.dtype as 'i32' | 'u32';
   // clamped as gather and scatterAdd clamp, so an out-of-range index stays inside its own example
   const inside = clamp(idx as Tensor<'i32' | 'u32'>, 0, Math.max(0, len - 1));
   return add(inside, mul(iota(idx.shape, 0, idt), len));
 }
 
-/** Threefry with a batched key: one call per example (a key is u32[2], so examples cannot share one call). */
-function threefryPerExample([k, c]: Batched[], size: number): Batched {
-  const keys = moveBatch(k!, 0, size);
-  const ctrs = c!.b === null ? undefined : moveBatch(c!, 0, size);
-  return { t: stack(range(size).map((i) => bind('threefry', [slice(keys, i), ctrs ? slice(ctrs, i) : c!.t], {})), 0), b: 0 };
-}
+/**
+ * The attention primitives take their batch as a leading dim: every operand gets it at 0 (an unbatched float
+ * operand broadcast along it, an unbatched mask given a size-1 dim, which the primitive broadcasts itself).
+ */
+const attention = <P extends 'attention' | 'attentionLse' | 'attentionGrad'>(p: P, floats: number): BatchRule<P> => (xs, attrs, size) => {
+  const ins = xs.map((x, i) => (i < floats || x.b !== null ? moveBatch(x, 0, size) : reshape(x.t, [1, ...x.t.shape])));
+  return { t: bind(p, ins, attrs), b: 0 };
+};
 
 const never = (p: Primitive): BatchRule<Primitive> => () => {
   throw new Error(`internal: ${p} has no operands, so vmap never batches it`);
@@ -111,7 +113,7 @@ export const batchRules: { [P in Primitive]: BatchRule<P> } = {
     const rest = range(xt.ndim).filter((d) => d !== 0 && d !== axis + 1);
     const len = xt.shape[axis + 1]!;
     const flat = reshape(transpose(xt, [0, axis + 1, ...rest]), [size * len, ...rest.map((d) => xt.shape[d]!)]);
-    const g = bind('gather', [flat, flatIndices(it, len, size)], { axis: 0 }); // [B, I..., x[:axis], x[axis+1:]]
+    const g = bind('gather', [flat, flatIndices(it, len)], { axis: 0 }); // [B, I..., x[:axis], x[axis+1:]]
     const ni = it.ndim - 1;
     const before = range(axis).map((d) => 1 + ni + d), idxDims = range(ni).map((d) => 1 + d);
     const after = range(g.ndim - 1 - ni - axis).map((d) => 1 + ni + axis + d);
@@ -125,7 +127,7 @@ export const batchRules: { [P in Primitive]: BatchRule<P> } = {
     const idxDims = range(ni).map((d) => 1 + axis + d), before = range(axis).map((d) => 1 + d);
     const after = range(ut.ndim - 1 - axis - ni).map((d) => 1 + axis + ni + d);
     const others = [...shape.slice(0, axis), ...shape.slice(axis + 1)];
-    const s = bind('scatterAdd', [flatIndices(it, len, size), transpose(ut, [0, ...idxDims, ...before, ...after])], { axis: 0, shape: [size * len, ...others] });
+    const s = bind('scatterAdd', [flatIndices(it, len), transpose(ut, [0, ...idxDims, ...before, ...after])], { axis: 0, shape: [size * len, ...others] });
     const back = reshape(s, [size, len, ...others]);
     return { t: transpose(back, [0, ...range(axis).map((d) => 2 + d), 1, ...range(others.length - axis).map((d) => 2 + axis + d)]), b: 0 };
   },
@@ -147,8 +149,9 @@ export const batchRules: { [P in Primitive]: BatchRule<P> } = {
     }
     return { t: bind('dot', [moveBatch(a!, 0, size), moveBatch(c!, 0, size)], {}), b: 0 };
   },
-  threefry: ([k, c], _, size) => {
-    if (k!.b !== null) return threefryPerExample([k!, c!], size);
-    return { t: bind('threefry', [k!.t, moveBatch(c!, 0, size)], {}), b: 0 };
-  },
+  attention: attention('attention', 3),
+  attentionLse: attention('attentionLse', 2),
+  attentionGrad: attention('attentionGrad', 6),
+  // keys batched along 0 key the counters batched along 0 (the primitive takes keys with leading axes)
+  threefry: ([k, c], _, size) => ({ t: bind('threefry', [k!.b === null ? k!.t : moveBatch(k!, 0, size), moveBatch(c!, 0, size)], {}), b: 0 }),
 };

@@ -7,7 +7,7 @@
 //   - a reduction joins a group whose root has the reduction's input shape (softmax, layerNorm: several
 //     reductions over the same rows, then elementwise work on the row) or its output shape (epilogue);
 //   - a dot joins a map group whose root has its output shape (bias, activation, residual epilogues);
-//   - sorts and scatters make groups of their own.
+//   - sorts, scatters and attention make groups of their own.
 // A kernel has a reduction's (or dot's) result only at its own row (or output element), so one joins only if
 // every path from it to where the group reads or stores it keeps those coordinates (keepsCoords); a result
 // read through a transpose or slice, say, stays the root of its own group.
@@ -20,7 +20,7 @@ import type { Graph, Node, PrimNode } from '../../dsl/graph.ts';
 import { shapeEq, sizeOf, type Shape } from '../../dsl/shape.ts';
 import { type FusionRole, POINTWISE, ruleOf } from '../lower/rules.ts';
 
-export type GroupKind = 'map' | 'reduce' | 'matmul' | 'scatter' | 'sort';
+export type GroupKind = 'map' | 'reduce' | 'matmul' | 'scatter' | 'sort' | 'attention';
 
 export interface Group {
   id: number;
@@ -57,7 +57,7 @@ function reduceAxes(n: PrimNode): number[] {
   if (rule.fusion !== 'reduce') throw new Error(`internal: ${n.prim} is not a reduction`);
   return rule.axes(n);
 }
-const GROUP_OF_ROLE: Record<FusionRole, GroupKind> = { elementwise: 'map', movement: 'map', opaque: 'map', reduce: 'reduce', dot: 'matmul', scatter: 'scatter', sort: 'sort' };
+const GROUP_OF_ROLE: Record<FusionRole, GroupKind> = { elementwise: 'map', movement: 'map', opaque: 'map', reduce: 'reduce', dot: 'matmul', scatter: 'scatter', sort: 'sort', attention: 'attention' };
 
 /** `forcedRoots`: nodes that must be materialized (the planner splits a group that binds too many buffers). */
 export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()): Partition {
@@ -85,9 +85,9 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
       return grp.kind === 'reduce' && shapeEq(grp.signature!.shape, x) && axes.join() === grp.signature!.axes.join() && keepsCoords(n, grp, grp.signature!);
     }
     if (r === 'dot') return grp.kind === 'map' && shapeEq(shapeOf(grp.root), n.aval.shape) && keepsCoords(n, grp);
-    if (r === 'sort' || r === 'scatter') return false;
+    if (r === 'sort' || r === 'scatter' || r === 'attention') return false;
     if (grp.kind === 'matmul' && feedsDot(n, grp)) return r === 'movement';
-    return grp.kind !== 'scatter' && grp.kind !== 'sort';
+    return grp.kind !== 'scatter' && grp.kind !== 'sort' && grp.kind !== 'attention';
   };
   const canStore = (n: PrimNode, grp: Group): boolean => {
     if (role(n) === 'reduce' || role(n) === 'dot') return false;
@@ -134,7 +134,8 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
     };
     return walk(n.id, n.aval.shape.map((s, d) => (s === 1 ? null : d)));
   };
-  const readsBuffers = (c: number) => role(g.nodes[c] as PrimNode) === 'sort';
+  // sorts and attention load their inputs from buffers (attention kernels compute offsets of their own)
+  const readsBuffers = (c: number) => role(g.nodes[c] as PrimNode) === 'sort' || role(g.nodes[c] as PrimNode) === 'attention';
   const feedsDot = (n: PrimNode, grp: Group) => consumers[n.id]!.some((c) => c === grp.core[0] || grp.prologue.has(c));
 
   const join = (n: PrimNode, grp: Group) => {

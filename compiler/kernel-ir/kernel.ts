@@ -3,6 +3,7 @@
 //   map     gid ∈ [0, size)                    one thread per output element
 //   reduce  row ∈ [0, rows), col ∈ [0, cols)   reduction stages over the columns of a row, then outputs
 //   matmul  batch, i, j, k                     tiled C[b,i,j] = Σ_k A[b,i,k]·B[b,k,j], then an epilogue
+// A fourth, attention (attention.ts), has no expressions: it reads contiguous buffers at offsets of its own.
 // A kernel is backend-neutral; its canonical text (`kernelKey`) identifies it for caches.
 
 import { children, type Expr, type ScalarType, topoOrder } from './expr.ts';
@@ -60,7 +61,45 @@ export type Kernel =
       /** Stores in terms of `batch`, `i`, `j` and stage 0 (the dot product). */
       stores: Store[];
       accType: ScalarType;
-    };
+    }
+  | AttentionKernel;
+
+/** The attention primitives' kernels (one skeleton, compiler/kernel-ir/attention.ts describes its modes). */
+export interface AttentionKernel {
+  kind: 'attention';
+  name: string;
+  args: KernelArg[];
+  /** forward: O; lse: the rows' logsumexp; dq, dk, dv: one gradient (attentionGrad). */
+  mode: 'forward' | 'lse' | 'dq' | 'dk' | 'dv';
+  /** Batch (the flattened leading dims), queries, keys, q/k width and v width. */
+  batch: number;
+  lq: number;
+  lk: number;
+  d: number;
+  dv: number;
+  scale: number;
+  /** Storage type of q, k, v and dO (and of the output, except lse's, which is f32 as lse and delta are). */
+  type: ScalarType;
+  /** Arguments, each contiguous: q [batch, lq, d], k [batch, lk, d], v [batch, lk, dv], dO [batch, lq, dv], lse and delta [batch, lq]. */
+  q: number;
+  k: number;
+  v?: number;
+  dout?: number;
+  lse?: number;
+  delta?: number;
+  mask?: AttentionMask;
+  /** [batch, lq, dv] (forward), [batch, lq] (lse), or the shape of q, k or v. */
+  out: number;
+}
+
+/** A bool mask read at Σ batch coordinate·batchStrides + i·qStride + j·kStride (a stride is 0 where it broadcasts). */
+export interface AttentionMask {
+  arg: number;
+  batchShape: number[];
+  batchStrides: number[];
+  qStride: number;
+  kStride: number;
+}
 
 /**
  * Canonical text of a kernel: equal for structurally equal kernels, whatever the expression ids. `sizes: false`
@@ -74,7 +113,8 @@ export function kernelKey(k: Kernel, opts: { sizes?: boolean } = {}): string {
   const shape =
     k.kind === 'map' ? [k.kind, sized ? k.size : -1, args(k.stores)]
     : k.kind === 'reduce' ? [k.kind, k.rows, k.cols, k.strategy, k.stages.map((s) => [s.fn, s.type]), args(k.rowStores), args(k.colStores)]
-    : [k.kind, k.batch, k.m, k.n, k.k, k.accType, 0, args(k.stores)];
+    : k.kind === 'matmul' ? [k.kind, k.batch, k.m, k.n, k.k, k.accType, 0, args(k.stores)]
+    : [k.kind, k.mode, k.batch, k.lq, k.lk, k.d, k.dv, k.scale, k.type, k.q, k.k, k.v, k.dout, k.lse, k.delta, k.mask, k.out];
   const order = topoOrder(roots);
   const local = new Map(order.map((e, i) => [e.id, i]));
   const text = order.map((e) => {
@@ -93,6 +133,7 @@ export function kernelRoots(k: Kernel): Expr[] {
   const stores = (ss: Store[]) => ss.flatMap((s) => [s.index, s.value]);
   if (k.kind === 'map') return stores(k.stores);
   if (k.kind === 'reduce') return [...k.stages.map((s) => s.body), ...stores(k.rowStores), ...stores(k.colStores)];
+  if (k.kind === 'attention') return [];
   return [k.a, k.b, ...stores(k.stores)];
 }
 

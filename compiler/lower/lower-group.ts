@@ -9,7 +9,7 @@ import type { Graph, PrimNode } from '../../dsl/graph.ts';
 import { shapeEq, sizeOf, type Shape } from '../../dsl/shape.ts';
 import { binary, cast, type Expr, int, isHalf, konst, load, type ScalarType, select, stage, variable } from '../kernel-ir/expr.ts';
 import { delinearize, iclamp, linearize } from '../kernel-ir/index-math.ts';
-import type { Kernel, KernelArg, Stage, Store } from '../kernel-ir/kernel.ts';
+import type { AttentionMask, Kernel, KernelArg, Stage, Store } from '../kernel-ir/kernel.ts';
 import type { Group } from '../fusion/partition.ts';
 import { ruleOf } from './rules.ts';
 
@@ -156,7 +156,36 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArgs: number[], n
     return { kind: 'matmul', name, args, batch, m, n, k: kk, a, b, accType, stores: outputs.map((o) => ({ arg: o.arg, index, value: at(o.node, coords) })) };
   }
 
+  if (grp.kind === 'attention') return lowerAttention(cx, rootNode as PrimNode<AttentionPrimitive>, outArg, name);
+
   throw new Error(`internal: no lowering for group kind ${grp.kind}`);
+}
+
+type AttentionPrimitive = 'attention' | 'attentionLse' | 'attentionGrad';
+
+/** An attention primitive as a kernel of the attention skeleton, its operands read from their buffers. */
+function lowerAttention(cx: LoweringContext, n: PrimNode<AttentionPrimitive>, out: number, name: string): Kernel {
+  const g = cx.graph;
+  const aval = (k: number) => g.nodes[n.inputs[k]!]!.aval;
+  const arg = (k: number) => cx.argFor(n.inputs[k]!);
+  const q = aval(0), r = q.shape.length;
+  const batchShape = q.shape.slice(0, -2);
+  const [lq, d] = [q.shape[r - 2]!, q.shape[r - 1]!];
+  const lk = aval(1).shape[r - 2]!;
+  const common = { kind: 'attention' as const, name, args: cx.args, batch: sizeOf(batchShape), lq, lk, d, scale: n.attrs.scale, type: scalarType(q.dtype), q: arg(0), k: arg(1), out };
+  const maskAt = n.prim === 'attention' ? 3 : n.prim === 'attentionLse' ? 2 : 6;
+  let mask: AttentionMask | undefined;
+  if (n.inputs.length > maskAt) {
+    // row-major element strides of the mask, 0 along its broadcast (size-1) dims
+    const ms = aval(maskAt).shape;
+    const strides = ms.map((len, i) => (len === 1 ? 0 : sizeOf(ms.slice(i + 1))));
+    mask = { arg: arg(maskAt), batchShape, batchStrides: strides.slice(0, -2), qStride: strides[r - 2]!, kStride: strides[r - 1]! };
+  }
+  if (n.prim === 'attentionLse') return { ...common, mode: 'lse', dv: 0, mask };
+  const dv = aval(2).shape[r - 1]!;
+  if (n.prim === 'attention') return { ...common, mode: 'forward', dv, v: arg(2), mask };
+  const wrt = (n as PrimNode<'attentionGrad'>).attrs.wrt;
+  return { ...common, mode: `d${wrt}`, dv, v: arg(2), dout: arg(3), lse: arg(4), delta: arg(5), mask };
 }
 
 /**

@@ -34,11 +34,12 @@ export interface AtContext<P extends Primitive> {
  *                over the same rows, then elementwise work on the row) or its output's shape (an epilogue)
  *   dot          the core of a matmul group: joins a map group whose root has its output's shape (epilogues)
  *   sort, scatter  a group of their own kind, never joined
+ *   attention    a group of its own (one of the attention skeleton's modes), reading its operands from buffers
  */
 export type LowerRule<P extends Primitive> =
   | { fusion: 'elementwise' | 'movement' | 'opaque'; at(cx: AtContext<P>): Expr }
   | { fusion: 'reduce'; fn: ReduceFn; axes(n: PrimNode<P>): number[] }
-  | { fusion: 'dot' | 'sort' | 'scatter' };
+  | { fusion: 'dot' | 'sort' | 'scatter' | 'attention' };
 
 export type FusionRole = LowerRule<Primitive>['fusion'];
 
@@ -120,12 +121,16 @@ export const lowerRules: { [P in Primitive]: LowerRule<P> } = {
   },
   scatterAdd: { fusion: 'scatter' },
   dot: { fusion: 'dot' },
+  attention: { fusion: 'attention' },
+  attentionLse: { fusion: 'attention' },
+  attentionGrad: { fusion: 'attention' },
   argsort: { fusion: 'sort' },
   threefry: {
     fusion: 'opaque',
-    at: ({ x, coords }) => {
+    at: ({ x, coords, inShape }) => {
       const last = coords.length - 1;
-      const key = [x(0, [int(0)]), x(0, [int(1)])] as const;
+      const lead = coords.slice(0, inShape(0).length - 1); // a batched key's indices (vmap)
+      const key = [x(0, [...lead, int(0)]), x(0, [...lead, int(1)])] as const;
       const ctr = [x(1, [...coords.slice(0, last), int(0)]), x(1, [...coords.slice(0, last), int(1)])] as const;
       const w = coords[last]!;
       const word = (k: 0 | 1) => threefry(k, key[0], key[1], ctr[0], ctr[1]);

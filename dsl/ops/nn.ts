@@ -2,12 +2,12 @@
 
 import type { FloatDType } from '../dtype.ts';
 import { DTypeError, ShapeError } from '../errors.ts';
-import { fmtAVal, normAxis, requireFloat } from '../shape.ts';
+import { broadcastShapes, fmtAVal, fmtShape, normAxis, requireFloat, shapeEq } from '../shape.ts';
 import type { Tensor } from '../tensor.ts';
+import { bind } from '../trace.ts';
 import { add, cos, div, erf, exp, isFinite, mul, rsqrt, sigmoid, sin, stopGradient, sub, tanh, where } from './elementwise.ts';
-import { matmul } from './linalg.ts';
 import { logsumexp, max, mean, sum } from './reduce.ts';
-import { reshape, split, stack, swapAxes } from './shape.ts';
+import { broadcastTo, reshape, split, stack } from './shape.ts';
 
 /** Softmax along `axis`; -inf entries get probability 0 and gradient 0. */
 export function softmax<D extends FloatDType>(x: Tensor<D>, axis = -1): Tensor<D> {
@@ -53,19 +53,34 @@ export function silu<D extends FloatDType>(x: Tensor<D>): Tensor<D> {
 }
 
 /**
- * Scaled dot-product attention. q: [..., Lq, D], k: [..., Lk, D], v: [..., Lk, Dv]; `mask` (bool, true =
- * attend) broadcasts to [..., Lq, Lk]. Masked keys get exactly zero weight.
+ * Scaled dot-product attention. q: [..., Lq, D], k: [..., Lk, D], v: [..., Lk, Dv] (leading dims broadcast);
+ * `mask` (bool, true = attend) broadcasts to [..., Lq, Lk]. Masked keys get exactly zero weight, and a query
+ * whose keys are all masked gets 0 (its gradients are 0 too). One primitive: the compiler runs it as fused
+ * kernels that never hold the Lq×Lk scores (compiler/kernel-ir/attention.ts), forward and backward.
  */
 export function attention<D extends FloatDType>(
   q: Tensor<D>, k: Tensor<D>, v: Tensor<D>, opts: { mask?: Tensor<'bool'>; scale?: number } = {},
 ): Tensor<D> {
   requireFloat('attention', q);
-  if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim) throw new ShapeError(`attention: q ${fmtAVal(q.aval)}, k ${fmtAVal(k.aval)}, v ${fmtAVal(v.aval)} need equal ranks >= 2`);
-  if (opts.mask && opts.mask.dtype !== 'bool') throw new DTypeError(`attention: mask must be bool, got ${fmtAVal(opts.mask.aval)}`);
-  const scale = opts.scale ?? 1 / Math.sqrt(q.shape[q.ndim - 1]!);
-  let s = mul(matmul(q, swapAxes(k)), scale);
-  if (opts.mask) s = where(opts.mask, s, -Infinity);
-  return matmul(softmax(s, -1), v);
+  const shapes = `q ${fmtAVal(q.aval)}, k ${fmtAVal(k.aval)}, v ${fmtAVal(v.aval)}`;
+  if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim) throw new ShapeError(`attention: ${shapes} need equal ranks >= 2`);
+  if (k.dtype !== q.dtype || v.dtype !== q.dtype) throw new DTypeError(`attention: ${shapes} need one dtype`);
+  const r = q.ndim;
+  const [lq, d, lk, dv] = [q.shape[r - 2]!, q.shape[r - 1]!, k.shape[r - 2]!, v.shape[r - 1]!];
+  if (k.shape[r - 1] !== d || v.shape[r - 2] !== lk) throw new ShapeError(`attention: ${shapes} do not match ([..., Lq, D], [..., Lk, D], [..., Lk, Dv])`);
+  const batch = broadcastShapes('attention', q.shape.slice(0, -2), k.shape.slice(0, -2), v.shape.slice(0, -2));
+  const fit = (x: Tensor<D>, rows: number, cols: number) => (shapeEq(x.shape, [...batch, rows, cols]) ? x : broadcastTo(x, [...batch, rows, cols]));
+  const ins: Tensor[] = [fit(q, lq, d), fit(k, lk, d), fit(v, lk, dv)];
+  const { mask } = opts;
+  if (mask) {
+    if (mask.dtype !== 'bool') throw new DTypeError(`attention: mask must be bool, got ${fmtAVal(mask.aval)}`);
+    // the primitive takes the mask at q's rank with each dim 1 (broadcast) or full: never an Lq×Lk copy
+    const full = [...batch, lq, lk];
+    const padded = [...new Array<number>(Math.max(0, r - mask.ndim)).fill(1), ...mask.shape];
+    if (mask.ndim > r || padded.some((n, i) => n !== 1 && n !== full[i])) throw new ShapeError(`attention: mask ${fmtAVal(mask.aval)} does not broadcast to ${fmtShape(full)}`);
+    ins.push(mask.ndim === r ? mask : reshape(mask, padded));
+  }
+  return bind('attention', ins, { scale: opts.scale ?? 1 / Math.sqrt(d) }) as Tensor<D>;
 }
 
 /**

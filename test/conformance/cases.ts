@@ -24,6 +24,10 @@ const F = (...shape: number[]): InputSpec => ({ shape });
 const P = (...shape: number[]): InputSpec => ({ shape, range: [0.2, 3] });
 const I = (hi: number, ...shape: number[]): InputSpec => ({ shape, dtype: 'i32', range: [0, hi] });
 
+type Fl = tw.Tensor<'f32'>;
+/** A random mask (m > -0.5) in which query 0 attends to no key. */
+const fullyMaskedRow = (m: tw.Tensor) => tw.logicalAnd(tw.gt(m, -0.5), tw.gt(tw.iota(m.shape, m.ndim - 2), 0));
+
 const unary = (['neg', 'abs', 'sign', 'exp', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'atan', 'floor', 'ceil', 'round', 'expm1', 'square'] as const).map(
   (op): Case => ({ name: op, inputs: [F(3, 70)], fn: (x) => (tw[op] as (t: tw.Tensor) => tw.Tensor)(x) }),
 );
@@ -31,6 +35,21 @@ const positive = (['log', 'log1p', 'sqrt', 'rsqrt'] as const).map((op): Case => 
 const binary = (['add', 'sub', 'mul', 'div', 'maximum', 'minimum'] as const).map(
   (op): Case => ({ name: `${op} broadcast`, inputs: [F(4, 1, 6), op === 'div' ? P(5, 1) : F(5, 1)], fn: (a, b) => (tw[op] as (a: tw.Tensor, b: tw.Tensor) => tw.Tensor)(a, b) }),
 );
+
+/**
+ * The fused attention kernels: lengths that no row block or key tile divides, D and Dv not powers of two,
+ * heads, a mask per (batch, query, key) that leaves query 0 of every head without keys (its output is 0),
+ * and the backward kernels (lse, dq, dk, dv) through grad, and the JVP. Listed after the others, so that the
+ * kernel pins of the programs before them (which depend on the order expressions are interned in) stay put.
+ */
+export const attentionCases: Case[] = [
+  { name: 'attention: ragged lengths, heads', inputs: [F(2, 3, 67, 24), F(2, 3, 70, 24), F(2, 3, 70, 20)], fn: (q, k, v) => tw.attention(q, k, v, { scale: 0.3 }) },
+  { name: 'attention: fully masked rows', inputs: [F(2, 1, 9, 6), F(2, 1, 11, 6), F(2, 1, 11, 5), F(2, 1, 9, 11)], fn: (q, k, v, m) => tw.attention(q, k, v, { mask: fullyMaskedRow(m) }) },
+  { name: 'attention: gradients', inputs: [F(2, 9, 6), F(2, 11, 6), F(2, 11, 5), F(2, 9, 11), F(2, 9, 5)], fn: (q, k, v, m, w) =>
+    tw.grad((a: Fl, b: Fl, c: Fl) => tw.sum(tw.mul(tw.attention(a, b, c, { mask: fullyMaskedRow(m) }), w)), { argnums: [0, 1, 2] })(q, k, v) },
+  { name: 'attention: jvp', inputs: [F(2, 7, 6), F(2, 5, 6), F(2, 5, 3), F(2, 7, 6), F(2, 5, 6), F(2, 5, 3)], fn: (q, k, v, tq, tk, tv) =>
+    tw.jvp((a: Fl, b: Fl, c: Fl) => tw.attention(a, b, c), [q, k, v], [tq, tk, tv]) },
+];
 
 export const cases: Case[] = [
   ...unary,
@@ -89,4 +108,5 @@ export const cases: Case[] = [
     const [l, g] = tw.valueAndGrad(loss)({ w1, b1, w2 });
     return [l, tw.sub(w1, tw.mul(g.w1, 0.1)), tw.sub(b1, tw.mul(g.b1, 0.1)), tw.sub(w2, tw.mul(g.w2, 0.1))];
   } },
+  ...attentionCases,
 ];

@@ -396,6 +396,21 @@ const nn: OpEntry[] = [
       }),
   })),
   {
+    // attention's VJP as a function (its fused backward: attentionLse, then attentionGrad for q, k and v), whose
+    // own derivatives go through the composite definitions: second order, with rows that have no keys
+    name: 'attention backward (vjp as a function)',
+    runs: 3,
+    arb: fc
+      .tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }))
+      .chain(([lq, lk, d, dv]) => fc.tuple(arbHost([lq, d]), arbHost([lk, d]), arbHost([lk, dv]), arbHost([lq, dv]), arbMask([lq, lk]), fc.boolean()))
+      .map(([q, k, v, ct, mask, emptyRow]) => {
+        // emptyRow: query 0 attends to no key (its output and gradients are 0)
+        const m = emptyRow ? tw.logicalAnd(mask, tw.gt(tw.iota(mask.shape, 0), 0)) : mask;
+        const fn = (a: T, b: T, c: T, o: T) => tw.vjp((x: T, y: T, z: T) => tw.attention(x, y, z, { mask: m }), a, b, c)[1](o);
+        return gc([q, k, v, ct], fn as Fn, `attention backward ${shapes([q, k, v, ct])} emptyRow=${emptyRow}`);
+      }),
+  },
+  {
     name: 'rope',
     // angles broadcast to x's [..., D/2] (fewer leading axes, size-1 axes)
     arb: fc

@@ -1,0 +1,169 @@
+// The attention skeleton (compiler/kernel-ir/attention.ts) written once for every C-like target: each target
+// passes its spelling of declarations, loops, barriers, loads and stores (an AttentionSyntax), and gets the
+// kernel body. A block of ATTENTION_ROWS threads owns that many rows of one batch entry; it walks the columns
+// in tiles of BC, each tile's column operands (and, for dk/dv, their lse and delta) staged in shared memory as
+// f32 by all threads, then each thread scores its row against the tile's columns one by one.
+
+import { ATTENTION_ROWS, attentionColumns, attentionRoles } from '../../compiler/kernel-ir/attention.ts';
+import type { AttentionKernel } from '../../compiler/kernel-ir/kernel.ts';
+
+export interface AttentionSyntax {
+  /** A literal of the index type (int in CUDA C, u32 in WGSL) and of f32. */
+  int(n: number): string;
+  f32(v: number): string;
+  /** An index expression widened to the offset type (64-bit in CUDA C). */
+  wide(e: string): string;
+  /** A mutable or constant scalar of the index, offset, f32 or bool type. */
+  declare(name: string, type: 'int' | 'wide' | 'f32' | 'bool', value: string, mutable?: boolean): string;
+  /** A private f32 array of n elements (uninitialized) and a shared (workgroup) one. */
+  array(name: string, n: number): string;
+  shared(name: string, n: number): string;
+  /** `for` over v from `from` while v < `to`, stepping by `step` (index type); the caller closes the brace. */
+  loop(v: string, from: string, to: string, step?: string): string;
+  /** A line that asks for the next loop (over a row's d or dv elements) to be unrolled, where the target has one. */
+  unroll?: string;
+  barrier: string;
+  exp(x: string): string;
+  log(x: string): string;
+  max(a: string, b: string): string;
+  /** Element `offset` of argument `arg` as an f32 (or bool, for the mask) value; a store of an f32 value. */
+  load(arg: number, offset: string): string;
+  store(arg: number, offset: string, v: string): string;
+  /** The thread's index in its block, the block's indices. */
+  thread: string;
+  blockX: string;
+  /** The batch entry of the block (from the grid's y and z). */
+  batch: string;
+}
+
+/**
+ * The kernel's shared (workgroup) declarations and its body's statements, indented by two spaces.
+ * `sharedBytes`: what a block's tiles may take.
+ */
+export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedBytes: number): { shared: string[]; body: string[] } {
+  const r = attentionRoles(k);
+  const BR = ATTENTION_ROWS, BC = attentionColumns(k, sharedBytes);
+  const { d, dv } = k;
+  const I = x.int;
+  const colStats = r.statsBy === 'col' && k.mode !== 'forward' && k.mode !== 'lse';
+  const online = k.mode === 'forward' || k.mode === 'lse';
+  const L: string[] = [];
+  const at = (n: number, ...ls: string[]) => L.push(...ls.map((s) => ' '.repeat(n) + s));
+  /** A loop over a row's elements (t < n): unrolled, so the row arrays can live in registers. */
+  const over = (n: number): string[] => [...(x.unroll ? [x.unroll] : []), x.loop('t', I(0), I(n))];
+
+  const shared = [x.shared('tb', BC * d)];
+  if (r.x !== undefined) shared.push(x.shared('tx', BC * dv));
+  if (colStats) shared.push(x.shared('tl', BC));
+  if (colStats && k.mode === 'dk') shared.push(x.shared('td', BC));
+  at(2, x.declare('b', 'wide', x.batch));
+  at(2, x.declare('row', 'int', `${x.blockX} * ${I(BR)} + ${x.thread}`));
+  // the last z plane of the grid may run past the batch
+  at(2, x.declare('bok', 'bool', `b < ${x.wide(I(k.batch))}`));
+  at(2, x.declare('live', 'bool', `bok && row < ${I(r.rows)}`));
+  at(2, x.array('ra', d));
+  if (r.c !== undefined) at(2, x.array('rc', dv));
+  if (r.width) at(2, x.array('acc', r.width));
+  if (online) at(2, x.declare('m', 'f32', x.f32(-Infinity), true), x.declare('l', 'f32', x.f32(0), true));
+  if (r.statsBy === 'row' && !online) at(2, x.declare('lse', 'f32', x.f32(0), true), x.declare('delta', 'f32', x.f32(0), true));
+  at(2, x.declare('mb', 'wide', x.wide(I(0)), true));
+  at(2, 'if (live) {');
+  at(4, x.declare('ao', 'wide', `(b * ${x.wide(I(r.rows))} + ${x.wide('row')}) * ${x.wide(I(d))}`));
+  at(4, ...over(d), `  ra[t] = ${x.load(r.a, `ao + ${x.wide('t')}`)};`, '}');
+  if (r.c !== undefined) {
+    at(4, x.declare('co', 'wide', `(b * ${x.wide(I(r.rows))} + ${x.wide('row')}) * ${x.wide(I(dv))}`));
+    at(4, ...over(dv), `  rc[t] = ${x.load(r.c, `co + ${x.wide('t')}`)};`, '}');
+  }
+  if (r.width) at(4, ...over(r.width), `  acc[t] = ${x.f32(0)};`, '}');
+  if (r.statsBy === 'row' && !online) {
+    at(4, `lse = ${x.load(k.lse!, `b * ${x.wide(I(k.lq))} + ${x.wide('row')}`)};`);
+    at(4, `delta = ${x.load(k.delta!, `b * ${x.wide(I(k.lq))} + ${x.wide('row')}`)};`);
+  }
+  if (k.mask) {
+    // the mask's offset for this batch entry: its coordinates times the mask's strides (0 where it broadcasts)
+    const { batchShape, batchStrides } = k.mask;
+    at(4, x.declare('rest', 'wide', 'b', true));
+    for (let dd = batchShape.length - 1; dd >= 0; dd--) {
+      if (batchStrides[dd]) at(4, `mb = mb + (rest % ${x.wide(I(batchShape[dd]!))}) * ${x.wide(I(batchStrides[dd]!))};`);
+      at(4, `rest = rest / ${x.wide(I(batchShape[dd]!))};`);
+    }
+  }
+  at(2, '}');
+
+  at(2, x.loop('c0', I(0), I(r.cols), I(BC)));
+  // stage the tile's column operands (zeros past the last column)
+  at(4, x.barrier);
+  const stage = (name: string, arg: number, width: number) => {
+    at(4, x.loop('e', x.thread, I(BC * width), I(BR)));
+    at(6, x.declare('col', 'int', `c0 + e / ${I(width)}`));
+    at(6, x.declare('v', 'f32', x.f32(0), true));
+    at(6, `if (bok && col < ${I(r.cols)}) { v = ${x.load(arg, `(b * ${x.wide(I(r.cols))} + ${x.wide('col')}) * ${x.wide(I(width))} + ${x.wide(`e % ${I(width)}`)}`)}; }`);
+    at(6, `${name}[e] = v;`);
+    at(4, '}');
+  };
+  stage('tb', r.b, d);
+  if (r.x !== undefined) stage('tx', r.x, dv);
+  if (colStats) {
+    at(4, x.loop('e', x.thread, I(BC), I(BR)));
+    at(6, x.declare('col', 'int', 'c0 + e'));
+    at(6, `if (bok && col < ${I(r.cols)}) {`);
+    at(8, `tl[e] = ${x.load(k.lse!, `b * ${x.wide(I(k.lq))} + ${x.wide('col')}`)};`);
+    if (k.mode === 'dk') at(8, `td[e] = ${x.load(k.delta!, `b * ${x.wide(I(k.lq))} + ${x.wide('col')}`)};`);
+    at(6, '}');
+    at(4, '}');
+  }
+  at(4, x.barrier);
+  at(4, 'if (live) {');
+  at(6, x.loop('jj', I(0), I(BC)));
+  at(8, x.declare('col', 'int', 'c0 + jj'));
+  at(8, `if (col >= ${I(r.cols)}) { break; }`);
+  if (k.mask) {
+    const [qi, kj] = r.transposed ? ['col', 'row'] : ['row', 'col'];
+    at(8, `if (!${x.load(k.mask.arg, `mb + ${x.wide(qi)} * ${x.wide(I(k.mask.qStride))} + ${x.wide(kj)} * ${x.wide(I(k.mask.kStride))}`)}) { continue; }`);
+  }
+  at(8, x.declare('s', 'f32', x.f32(0), true));
+  at(8, ...over(d), `  s = s + ra[t] * tb[jj * ${I(d)} + t];`, '}');
+  at(8, `s = s * ${x.f32(k.scale)};`);
+  const lse = r.statsBy === 'row' ? 'lse' : 'tl[jj]', delta = r.statsBy === 'row' ? 'delta' : 'td[jj]';
+  if (online) {
+    // online softmax: rescale what was accumulated under the old maximum (alpha is 0 for the first column)
+    at(8, x.declare('mn', 'f32', x.max('m', 's')));
+    at(8, x.declare('alpha', 'f32', x.exp('m - mn')));
+    at(8, x.declare('p', 'f32', x.exp('s - mn')));
+    at(8, 'l = l * alpha + p;');
+    if (k.mode === 'forward') at(8, ...over(dv), `  acc[t] = acc[t] * alpha + p * tx[jj * ${I(dv)} + t];`, '}');
+    at(8, 'm = mn;');
+  } else if (k.mode === 'dv') {
+    at(8, x.declare('p', 'f32', x.exp(`s - ${lse}`)));
+    at(8, ...over(dv), `  acc[t] = acc[t] + p * tx[jj * ${I(dv)} + t];`, '}');
+  } else {
+    at(8, x.declare('dp', 'f32', x.f32(0), true));
+    at(8, ...over(dv), `  dp = dp + rc[t] * tx[jj * ${I(dv)} + t];`, '}');
+    at(8, x.declare('w', 'f32', `${x.exp(`s - ${lse}`)} * (dp - ${delta})`));
+    at(8, ...over(d), `  acc[t] = acc[t] + w * tb[jj * ${I(d)} + t];`, '}');
+  }
+  at(6, '}');
+  at(4, '}');
+  at(2, '}');
+
+  at(2, 'if (live) {');
+  if (k.mode === 'lse') {
+    // the logsumexp m + log(l), or −inf for a row without unmasked columns
+    at(4, x.declare('lv', 'f32', x.f32(-Infinity), true), `if (l > ${x.f32(0)}) { lv = m + ${x.log('l')}; }`);
+    at(4, x.store(k.out, `b * ${x.wide(I(k.lq))} + ${x.wide('row')}`, 'lv'));
+  } else {
+    // a row without unmasked columns has l = 0: its output is 0
+    const factor = k.mode === 'forward' ? 'inv' : k.mode === 'dv' ? x.f32(1) : x.f32(k.scale);
+    if (k.mode === 'forward') at(4, x.declare('inv', 'f32', x.f32(0), true), `if (l > ${x.f32(0)}) { inv = ${x.f32(1)} / l; }`);
+    at(4, x.declare('oo', 'wide', `(b * ${x.wide(I(r.rows))} + ${x.wide('row')}) * ${x.wide(I(r.width))}`));
+    at(4, ...over(r.width), `  ${x.store(k.out, `oo + ${x.wide('t')}`, `acc[t] * ${factor}`)}`, '}');
+  }
+  at(2, '}');
+  return { shared, body: L };
+}
+
+/** The grid of an attention kernel: row blocks, then the batch over y (and z past 65535). */
+export function attentionGrid(k: AttentionKernel): [number, number, number] {
+  const rows = attentionRoles(k).rows;
+  return [Math.max(1, Math.ceil(rows / ATTENTION_ROWS)), Math.max(1, Math.min(k.batch, 65535)), Math.max(1, Math.ceil(k.batch / 65535))];
+}

@@ -1,0 +1,58 @@
+// Fused attention beyond the conformance cases (test/conformance/cases.ts attentionCases, which check every
+// mode against the oracle on each backend): qwen-size shapes compile without a device and without a Lq×Lk
+// buffer, indices past 2^31 elements in CUDA C, WGSL's u32 limit named, and the documented semantics of rows
+// whose keys are all masked.
+
+import { describe, expect, it } from 'vitest';
+import * as tw from 'twinflow';
+import { renderWgsl } from '../backends/webgpu/wgsl.ts';
+
+type B = tw.Tensor<'bf16'>;
+/** Qwen-Image-20B's joint attention: 24 heads of 128 over 4,096 image + 512 text tokens. */
+const [H, L, D] = [24, 4608, 128];
+
+const attend = (q: B, k: B, v: B, m: tw.Tensor<'bool'>) => tw.attention(q, k, v, { mask: m });
+const loss = (q: B, k: B, v: B, m: tw.Tensor<'bool'>) => tw.sum(tw.cast(attend(q, k, v, m), 'f32'));
+const qkv = (batch: number) => [0, 1, 2].map(() => tw.abstract([batch, H, L, D], 'bf16'));
+/** Largest value a plan holds, in elements. */
+const largest = (c: tw.Compiled) => Math.max(...c.plan.values.map((v) => v.size));
+
+describe('fused attention at full size (abstract values, no device)', () => {
+  it('batch 5 of qwen-size attention, forward and backward, renders for CUDA with no Lq×Lk buffer', () => {
+    const mask = tw.abstract([5, 1, 1, L], 'bool');
+    const fwd = tw.compile(attend, [...qkv(5), mask], { target: 'cuda', ptx: false });
+    expect(fwd.plan.steps.map((s) => s.kernel.kind)).toEqual(['attention']);
+    // the scores would be 5·24·4608² ≈ 2.5e9 elements (past 2^31, which the materialized form could not index)
+    expect(largest(fwd)).toBe(5 * H * L * D);
+    expect(fwd.kernels[0]!.source).toContain('long long');
+    const bwd = tw.compile(tw.grad(loss, { argnums: [0, 1, 2] }), [...qkv(5), mask], { target: 'cuda', ptx: false });
+    const modes = bwd.plan.steps.flatMap((s) => (s.kernel.kind === 'attention' ? [s.kernel.mode] : []));
+    expect(modes.sort()).toEqual(['dk', 'dq', 'dv', 'forward', 'lse']);
+    expect(largest(bwd)).toBe(5 * H * L * D);
+  });
+
+  it('q, k and v past 2^32 elements render for CUDA (64-bit offsets); WGSL names its u32 limit', () => {
+    const [q, k, v] = [0, 1, 2].map(() => tw.abstract([320, H, L, D], 'f16'));
+    expect(320 * H * L * D).toBeGreaterThan(2 ** 32);
+    const c = tw.compile((a: tw.Tensor<'f16'>, b: tw.Tensor<'f16'>, d: tw.Tensor<'f16'>) => tw.attention(a, b, d), [q, k, v], { target: 'cuda', ptx: false });
+    expect(c.kernels.map((x) => x.kind)).toEqual(['attention']);
+    expect(() => renderWgsl(c.plan.steps[0]!.kernel, { f16: true, software: false, subgroups: false })).toThrow(/past what u32 indices reach/);
+    // tw.compile for WebGPU stops earlier, at the binding limit
+    expect(() => tw.compile((a: tw.Tensor<'f16'>, b: tw.Tensor<'f16'>, d: tw.Tensor<'f16'>) => tw.attention(a, b, d), [q, k, v], { target: 'webgpu' })).toThrow(/maxStorageBufferBindingSize/);
+  });
+});
+
+describe('fully masked rows', () => {
+  it('a query whose keys are all masked gets 0, and gradients 0 that flow nowhere else', async () => {
+    const r = (n: number, s: number) => tw.tensor(Float64Array.from({ length: n }, (_, i) => Math.sin(i * s)), 'f64');
+    const [q, k, v] = [r(6, 1.3).reshape([3, 2]), r(8, 0.7).reshape([4, 2]), r(4, 2.1).reshape([4, 1])];
+    const mask = tw.tensor([[true, false, true, false], [false, false, false, false], [false, true, true, true]]);
+    const out = await tw.attention(q, k, v, { mask }).data();
+    expect(out[1]).toBe(0);
+    expect(Number.isFinite(out[0]) && Number.isFinite(out[2])).toBe(true);
+    // only row 1's output is weighted: every gradient is exactly 0
+    const w = tw.tensor(Float64Array.from([0, 1, 0]), 'f64', [3, 1]);
+    const grads = tw.grad((a: tw.Tensor<'f64'>, b: tw.Tensor<'f64'>, c: tw.Tensor<'f64'>) => tw.sum(tw.mul(tw.attention(a, b, c, { mask }), w)), { argnums: [0, 1, 2] })(q, k, v) as tw.Tensor[];
+    for (const g of grads) expect(Array.from(await g.data()).every((x) => x === 0)).toBe(true);
+  });
+});
