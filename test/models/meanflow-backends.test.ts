@@ -58,14 +58,14 @@ describe('jit(MeanFlow loss, u and target) through the tiny MMDiT', () => {
     if (why) return ctx.skip();
     const results = await checkBackends(program, inputs(), { backends: ['webgpu'] });
     expect(results.map((r) => r.status)).toEqual(['passed']);
-  }, 120_000);
+  }, 240_000);
 
   it('cuda: every kernel of the program compiles to PTX with NVRTC (sm_90)', (ctx) => {
     if (noNvrtc) return ctx.skip();
     const { kernels } = tw.compile(meanflowParts, inputs(), { target: 'cuda' });
     expect(kernels.length).toBeGreaterThan(10);
     for (const k of kernels) expect(k.ptx, k.name).toMatch(/\.entry /);
-  }, 120_000);
+  }, 240_000);
 
   // g++ builds each kernel for the emulator: minutes on a 2-core machine, so opt-in as the emulator's full suite is
   describe('cuda: runs the generated CUDA C on the emulated device (TWINFLOW_CUDA_EMULATOR=full)', () => {
