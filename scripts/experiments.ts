@@ -288,7 +288,8 @@ async function mergeRows(): Promise<never> {
   const fresh = toyTable(results.toy.filter((r) => r.objective !== 'data'), 'data').split('\n').slice(2);
   const sets = [...new Set([...kept, ...fresh].map((l) => cell(l, 1)))];
   const rows = sets.flatMap((d) => [...kept.filter((l) => cell(l, 1) === d), ...fresh.filter((l) => cell(l, 1) === d)]);
-  const note = `Rows of ${labels.join(' and ')}: measured by \`npm run experiments -- ${process.argv.slice(2).join(' ')}\` on ${choice.name} (${device}) in ${((performance.now() - t0) / 60000).toFixed(0)} minutes, ` +
+  const note = `Rows of ${labels.join(' and ')}: measured by \`npm run experiments -- ${process.argv.slice(2).join(' ')}\` on ${choice.name} (${device}) in ${((performance.now() - t0) / 60000).toFixed(0)} minutes` +
+    `${runs.reused ? ` (${runs.reused} of ${runs.reused + runs.trained} runs trained earlier with the same settings, by \`twinflow train\` or a previous invocation; scores kept in each run's eval.json)` : ''}, ` +
     `with the 2-D settings above (${o.steps} steps of batch ${o.batch}, lr ${o.lr}, seed(s) ${(o.seeds as number[]).join(', ')}); the other rows are from the invocation above. ` +
     `${labels.join(' and ')} sample with the any-step sampler: x ← x − (t − r)·F(x, t, r) on a uniform grid (step d = 1/NFE).`;
   const after = lines.slice(stop);
