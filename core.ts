@@ -21,6 +21,7 @@ export { matmul, einsum } from './dsl/ops/linalg.ts';
 export { softmax, logSoftmax, layerNorm, rmsNorm, gelu, silu, attention, rope } from './dsl/ops/nn.ts';
 export * as random from './dsl/ops/random.ts';
 export { customVjp, customJvp } from './dsl/custom.ts';
+export { checkpoint } from './dsl/checkpoint.ts';
 export { grad, valueAndGrad, vjp, jvp, jit, printGraph, explain, traceGraph, type GradOptions, type Jitted, type JitStats, type JitOptions } from './dsl/transforms.ts';
 export { vmap, type Axis, type AxisSpec, type VmapOptions } from './dsl/vmap.ts';
 export { flatten as treeFlatten, unflatten as treeUnflatten, treeMap, type PyTree } from './dsl/pytree.ts';

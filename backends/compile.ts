@@ -11,7 +11,7 @@ import { simplify } from '../compiler/simplify/index.ts';
 import { TwinflowError } from '../dsl/errors.ts';
 import type { Graph } from '../dsl/graph.ts';
 import { flatten } from '../dsl/pytree.ts';
-import { traceGraph } from '../dsl/transforms.ts';
+import { donatedLeaves, replacements, traceGraph } from '../dsl/transforms.ts';
 import { renderCuda } from './cuda/cuda-c.ts';
 import { CUDA, parseArch } from './cuda/index.ts';
 import { compileToPtx, nvrtc } from './cuda/nvrtc.ts';
@@ -30,6 +30,8 @@ export interface CompileOptions {
   ptx?: boolean;
   /** Positional arguments that hold the weights (counted in weightBytes); default none. */
   weights?: readonly number[];
+  /** Positional arguments donated to the outputs that replace them, as jit's `donate` (a training step's state). */
+  donate?: readonly number[];
 }
 
 export interface CompiledKernel {
@@ -58,7 +60,7 @@ export interface CompileSummary {
   weightBytes: number;
   /** Bytes of every graph input (arguments and values the function reads). */
   inputBytes: number;
-  /** Bytes the run allocates: temporaries and outputs at their peak. */
+  /** Bytes the run allocates: temporaries and outputs at their peak (outputs that replace donated arguments excluded). */
   peakActivationBytes: number;
   /** Seconds per compiler phase. */
   seconds: { trace: number; simplify: number; plan: number; render: number; nvrtc: number };
@@ -86,6 +88,7 @@ export function compile(f: (...args: never[]) => unknown, args: readonly unknown
   const seconds = { trace: 0, simplify: 0, plan: 0, render: 0, nvrtc: 0 };
   let t0 = now();
   const traced = traceGraph(f as (...a: unknown[]) => unknown, args);
+  const donated = donatedLeaves(args, opts.donate ?? [], flatten(args)[0]);
   seconds.trace = now() - t0;
   t0 = now();
   const graph = simplify(traced.graph, { final: true });
@@ -96,7 +99,7 @@ export function compile(f: (...args: never[]) => unknown, args: readonly unknown
   t0 = now();
   let plan: Plan;
   try {
-    plan = planFor(graph, target);
+    plan = planFor(graph, target, { donated, replacedBy: replacements(flatten(args)[1], traced.outDef, donated, graph) });
   } catch (e) {
     // the partitioner cannot yet split every kernel under a small buffer limit (issue 14)
     if (e instanceof Error && /more than \d+ buffers/.test(e.message)) throw new CompileError(`webgpu: a kernel cannot meet maxStorageBuffersPerShaderStage = ${target.maxArgs} (${e.message.replace(/^internal: /, '')}); raise limits.maxStorageBuffersPerShaderStage`);

@@ -15,6 +15,10 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import * as tw from '../index.ts';
 import { cudaInstance } from '../backends/cuda/index.ts';
+import { type Precision, withPrecision } from '../models/twinflow/precision.ts';
+import { termNames, twinflowObjective } from '../models/objectives/twinflow.ts';
+import { freshGuard, trainStep, zeroSums } from '../models/twinflow/train-step.ts';
+import { type StepModel, stepSetup } from './twinflow-step.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -22,7 +26,7 @@ const gc = vm.runInNewContext('gc') as () => void;
 export interface BenchRow {
   name: string;
   shape: string;
-  metric: 'TFLOP/s' | 'GB/s' | 'host µs';
+  metric: 'TFLOP/s' | 'GB/s' | 'host µs' | 'steps/s';
   /** flops or bytes per iteration */
   work: number;
   ms?: number;
@@ -66,12 +70,16 @@ const samples = (n: number, count = 24) => Array.from({ length: count }, (_, k) 
 
 /** Benchmark sizes; `small` is for dry runs (the CPU emulator in tests). */
 export const SIZES = {
-  full: { N: 4096, E: 2 ** 28, R: 16384, C: 4096, B: 8192, D: 1024, H: 4096 },
-  small: { N: 128, E: 2 ** 12, R: 8, C: 256, B: 64, D: 32, H: 64 },
-};
+  full: { N: 4096, E: 2 ** 28, R: 16384, C: 4096, B: 8192, D: 1024, H: 4096, step: { model: 'mmdit-small', batch: 128 } },
+  small: { N: 128, E: 2 ** 12, R: 8, C: 256, B: 64, D: 32, H: 64, step: { model: 'mmdit-tiny', batch: 8 } },
+} as const satisfies Record<string, { step: { model: StepModel; batch: number } } & Record<string, unknown>>;
+
+/** The TwinFlow step rows' names (bench/torch_peer.py names its rows alike). */
+export const stepRowName = (precision: Precision, step: { model: string; batch: number }) =>
+  `TwinFlow training step${precision === 'bf16' ? ' bf16' : ''}, ${step.model}, batch ${step.batch}`;
 
 export async function runCudaBench(opts: { only?: string[]; log?: (s: string) => void; size?: keyof typeof SIZES } = {}): Promise<BenchRow[]> {
-  const { N, E, R, C, B, D, H } = SIZES[opts.size ?? 'full'];
+  const { N, E, R, C, B, D, H, step: stepSize } = SIZES[opts.size ?? 'full'];
   const log = opts.log ?? ((s: string) => console.log(s));
   await tw.setBackend('cuda');
   const be = cudaInstance()!;
@@ -194,21 +202,49 @@ export async function runCudaBench(opts: { only?: string[]; log?: (s: string) =>
     const last = await step(p).l.item();
     return { ms, note: `loss ${first.toFixed(4)} -> ${last.toFixed(4)}` };
   });
+
+  // ---- one TwinFlow training step of the MNIST MMDiT (bench/twinflow-step.ts): forward with gradient, every
+  // teacher evaluation (x_fake, CFG pair, RCGM order 2, rectification pair), backward, clip, AdamW, EMA, guard;
+  // state donated. The peer is bench/torch_twinflow.py (same spec, checked equal on the cpu by
+  // test/torch-twinflow.test.ts); bf16 is --precision bf16 against PyTorch autocast.
+  for (const precision of ['f32', 'bf16'] as const) {
+    await row({ name: stepRowName(precision, stepSize), shape: `${stepSize.model}, B${stepSize.batch}, ${precision}`, metric: 'steps/s', work: 1 }, async () => {
+      const s = stepSetup({ model: stepSize.model, batch: stepSize.batch });
+      const names = termNames(s.cfg, stepSize.batch);
+      const step = trainStep(withPrecision(s.net, precision), s.opt, twinflowObjective(s.cfg), names);
+      const batch = s.batch(0);
+      let st = { state: s.state, sums: zeroSums(names), guard: freshGuard(0, names) };
+      let i = 0;
+      const run = () => (st = step(st.state, st.sums, st.guard, batch, tw.random.foldIn(k[7]!, i++)));
+      const t0 = performance.now();
+      run();
+      await st.sums.loss.item();
+      const compileS = (performance.now() - t0) / 1000;
+      const ms = await measure(run, 4);
+      const [loss, count, bad] = [await st.sums.loss.item(), await st.sums.count.item(), await st.guard.first.item()];
+      if (bad >= 0) throw new Error(`step ${bad + 1} had a non-finite loss or gradient`);
+      return { ms, note: `first call (trace, compile, run) ${compileS.toFixed(1)} s; mean loss ${(loss / count).toFixed(4)} over ${count} steps` };
+    });
+  }
   return rows;
 }
 
 function fmt(r: BenchRow): string {
   if (r.ms === undefined) return '';
   if (r.metric === 'host µs') return `${(r.ms * 1e3).toFixed(1)} µs on the host`;
+  if (r.metric === 'steps/s') return `${(1000 / r.ms).toFixed(1)} steps/s`;
   const v = r.work / (r.ms / 1e3);
   return r.metric === 'TFLOP/s' ? `${(v / 1e12).toFixed(1)} TFLOP/s` : `${(v / 1e9).toFixed(0)} GB/s`;
 }
 
-/** Runs bench/torch_peer.py (python3 with PyTorch) and returns its ms per row name, or why it could not. */
-export function runTorchPeer(only?: string[], small = false): { ms: Record<string, number>; device?: string; error?: string } {
+/**
+ * Runs bench/torch_peer.py (python3 with PyTorch; TORCH_PYTHON names another interpreter) and returns its ms per
+ * row name, or why it could not. device 'cpu' is a dry run of the script (wall-clock times).
+ */
+export function runTorchPeer(only?: string[], small = false, device: 'cuda' | 'cpu' = 'cuda'): { ms: Record<string, number>; device?: string; error?: string } {
   const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'torch_peer.py');
   const file = fs.existsSync(script) ? script : 'bench/torch_peer.py';
-  const r = spawnSync('python3', [file, '--json', ...(only ? ['--only', only.join(',')] : []), ...(small ? ['--small'] : [])], { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 24 });
+  const r = spawnSync(process.env.TORCH_PYTHON ?? 'python3', [file, '--json', '--device', device, ...(only ? ['--only', only.join(',')] : []), ...(small ? ['--small'] : [])], { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 24 });
   if (r.error || r.status !== 0) return { ms: {}, error: (r.error?.message ?? r.stderr.trim().split('\n').slice(-3).join(' ')) || `exit ${r.status}` };
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
   if (!line) return { ms: {}, error: 'no JSON from torch_peer.py' };

@@ -4,7 +4,8 @@
 // buffer check, then the benchmark side by side with PyTorch (bench/torch_peer.py) as one markdown table.
 //
 //   ../shared/device/pack.sh bench/device-cuda.ts
-//   device: bash .device/run.sh device-cuda --out $OUT [--budget 330] [--only NAME,...] [--no-bench] [--no-eager]
+//   device: bash .device/run.sh device-cuda --out $OUT [--budget 330] [--jit-budget S] [--only NAME,...] [--no-bench] [--no-eager]
+// (--jit-budget: stop the jit conformance after S seconds, counting what was not run; default: run it all)
 //
 // Prints one line per case (ok / FAIL with the differences) and a summary; exits 1 when anything failed.
 
@@ -60,8 +61,9 @@ async function main(): Promise<number> {
   // ---- 1. conformance under jit, every dtype, poisoned outputs
   say(`\n## conformance (jit) against the float64 cpu oracle`);
   cudaDebug.poison = true;
-  await conformance(['jit'], 'jit');
-  say(`(jit done at ${elapsed().toFixed(0)} s)`);
+  const jitBudget = opt('jit-budget');
+  const notRun = await conformance(['jit'], 'jit', jitBudget === undefined ? undefined : Number(jitBudget));
+  say(`(jit done at ${elapsed().toFixed(0)} s${notRun ? `; ${notRun} case(s) not run, over --jit-budget ${jitBudget}` : ''})`);
 
   // ---- 2. TF32: tensor cores for f32 inputs, within TF32 rounding
   await check('TF32 matmul within f16 tolerance of the oracle', async () => {

@@ -1,7 +1,7 @@
 """PyTorch peer for bench/cuda.ts: the same workloads and shapes, timed the same way (CUDA events around
 back-to-back iterations after warm-up, median of repetitions). Eager PyTorch, cuBLAS for matmuls.
 
-    python3 bench/torch_peer.py [--json] [--only matmul,softmax] [--small]
+    python3 bench/torch_peer.py [--json] [--only matmul,softmax] [--small] [--device cpu]
 
 With --json the last line of stdout is {"device": ..., "rows": {row name: ms per iteration}}; the row names
 match bench/cuda.ts.
@@ -10,35 +10,47 @@ import argparse
 import json
 import math
 import statistics
+import time
 
 import torch
 
 SIZES = {
-    "full": dict(N=4096, E=2**28, R=16384, C=4096, B=8192, D=1024, H=4096),
-    "small": dict(N=128, E=2**12, R=8, C=256, B=64, D=32, H=64),
+    "full": dict(N=4096, E=2**28, R=16384, C=4096, B=8192, D=1024, H=4096, step=("mmdit-small", 128)),
+    "small": dict(N=128, E=2**12, R=8, C=256, B=64, D=32, H=64, step=("mmdit-tiny", 8)),
 }
 
 
 def measure(run, rep_ms=150.0):
-    """Median ms per iteration over 5 timed repetitions (one untimed), as bench/cuda.ts measures."""
+    """Median ms per iteration over 5 timed repetitions (one untimed), as bench/cuda.ts measures: CUDA events on
+    the GPU; on the cpu (--device cpu, a dry run of the script) the wall clock."""
+    if torch.cuda.is_available():
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def timed(body):
+            a.record()
+            body()
+            b.record()
+            b.synchronize()
+            return a.elapsed_time(b)
+    else:
+        def timed(body):
+            t0 = time.perf_counter()
+            body()
+            return (time.perf_counter() - t0) * 1e3
+
     run()
-    torch.cuda.synchronize()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    run()
-    b.record()
-    b.synchronize()
-    once = a.elapsed_time(b)
+    once = timed(run)
     iters = max(1, min(200, round(rep_ms / max(once, 0.005))))
     times = []
-    for r in range(6):
-        a.record()
+
+    def many():
         for _ in range(iters):
             run()
-        b.record()
-        b.synchronize()
+
+    for r in range(6):
+        ms = timed(many)
         if r > 0:
-            times.append(a.elapsed_time(b) / iters)
+            times.append(ms / iters)
     return statistics.median(times)
 
 
@@ -47,11 +59,12 @@ def main():
     p.add_argument("--json", action="store_true")
     p.add_argument("--only")
     p.add_argument("--small", action="store_true")
+    p.add_argument("--device", default="cuda", help="cpu: a dry run of the script (wall-clock times)")
     args = p.parse_args()
     only = args.only.split(",") if args.only else None
     s = SIZES["small" if args.small else "full"]
     N, E, R, C, B, D, H = (s[k] for k in "NERCBDH")
-    dev = torch.device("cuda")
+    dev = torch.device(args.device)
     torch.manual_seed(0)
     rows = {}
 
@@ -123,7 +136,15 @@ def main():
 
     row("MLP train step", mlp)
 
-    name = torch.cuda.get_device_name(0)
+    # the TwinFlow training step of bench/torch_twinflow.py (checked equal to ours on the cpu); bf16 is autocast
+    from torch_twinflow import timed_step
+
+    model, batch = s["step"]
+    for precision in ("f32", "bf16"):
+        name = f"TwinFlow training step{' bf16' if precision == 'bf16' else ''}, {model}, batch {batch}"
+        row(name, lambda: measure(timed_step(model, batch, dev, precision)))
+
+    name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
     if args.json:
         print(json.dumps({"device": f"PyTorch {torch.__version__}, {name}", "rows": rows}))
 

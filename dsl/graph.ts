@@ -18,7 +18,15 @@ export interface ConstNode {
   value: Tensor;
 }
 export type PrimNode<P extends Primitive = Primitive> = {
-  [Q in P]: { kind: 'prim'; id: number; aval: AVal; prim: Q; inputs: number[]; attrs: PrimitiveAttrs[Q] };
+  [Q in P]: {
+    kind: 'prim'; id: number; aval: AVal; prim: Q; inputs: number[]; attrs: PrimitiveAttrs[Q];
+    /**
+     * The checkpoint recomputation that emitted this node (dsl/checkpoint.ts), if any. CSE never merges nodes
+     * of different recomputations, so a recomputed value is not replaced by the forward value it equals,
+     * which would keep that value alive until the backward and undo the checkpoint's memory saving.
+     */
+    remat?: number;
+  };
 }[P];
 /**
  * One output of a call to a function with a user-defined derivative (dsl/custom.ts). A call is one node per
@@ -65,9 +73,9 @@ export class GraphWriter {
     this.nodes.push({ kind: 'const', id, aval: { shape: value.shape, dtype: value.dtype }, value });
     return id;
   }
-  prim<P extends Primitive>(prim: P, inputs: number[], attrs: PrimitiveAttrs[P], aval: AVal): number {
+  prim<P extends Primitive>(prim: P, inputs: number[], attrs: PrimitiveAttrs[P], aval: AVal, remat?: number): number {
     const id = this.nodes.length;
-    this.nodes.push({ kind: 'prim', id, prim, inputs, attrs, aval } as PrimNode);
+    this.nodes.push((remat === undefined ? { kind: 'prim', id, prim, inputs, attrs, aval } : { kind: 'prim', id, prim, inputs, attrs, aval, remat }) as PrimNode);
     return id;
   }
   custom(call: CustomCall, index: number, inputs: number[], aval: AVal): number {

@@ -49,7 +49,7 @@ export class TraceBuilder {
   }
 
   emit<P extends Primitive>(prim: P, inputs: Tensor[], attrs: PrimitiveAttrs[P], aval: AVal): Tensor {
-    const id = this.w.prim(prim, inputs.map((t) => this.lift(t)), attrs, aval);
+    const id = this.w.prim(prim, inputs.map((t) => this.lift(t)), attrs, aval, rematGroup);
     return new Tensor(aval, { kind: 'symbolic', builder: this, id });
   }
 
@@ -105,6 +105,23 @@ export function withoutTrace<T>(body: () => T): T {
     return body();
   } finally {
     stack.push(...saved);
+  }
+}
+
+let rematGroup: number | undefined;
+let rematGroups = 0;
+
+/**
+ * Runs `body` with every primitive it records tagged as one new checkpoint recomputation (PrimNode.remat),
+ * which CSE keeps apart from the forward values it equals.
+ */
+export function asRecomputation<T>(body: () => T): T {
+  const saved = rematGroup;
+  rematGroup = ++rematGroups;
+  try {
+    return body();
+  } finally {
+    rematGroup = saved;
   }
 }
 

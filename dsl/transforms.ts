@@ -206,7 +206,7 @@ export function explain(f: Fn, ...args: unknown[]): Explanation {
  * returns its new state where the old one came in): the same shape and dtype, and the longest common end of
  * their paths (output `state.params.w` replaces argument 0's `params.w`), best matches first.
  */
-function replacements(args: TreeDef, outs: TreeDef, donated: ReadonlySet<number>, g: Graph): Map<number, number> {
+export function replacements(args: TreeDef, outs: TreeDef, donated: ReadonlySet<number>, g: Graph): Map<number, number> {
   const [inPaths, outPaths] = [leafPaths(args), leafPaths(outs)];
   const aval = (id: number) => fmtAVal(g.nodes[id]!.aval);
   const common = (a: string[], b: string[]) => {
@@ -226,7 +226,7 @@ function replacements(args: TreeDef, outs: TreeDef, donated: ReadonlySet<number>
 }
 
 /** Indices (among all tensor leaves) of the leaves of the donated arguments; a donated tensor may appear once. */
-function donatedLeaves(args: readonly unknown[], argnums: readonly number[], leaves: readonly Tensor[]): Set<number> {
+export function donatedLeaves(args: readonly unknown[], argnums: readonly number[], leaves: readonly Tensor[]): Set<number> {
   const out = new Set<number>();
   if (!argnums.length) return out;
   let at = 0;

@@ -5,19 +5,20 @@
 
 import * as tw from '../core.ts';
 import { mmditConfigs } from './backbones/configs.ts';
-import { mlp, mlpSpec } from './backbones/mlp.ts';
+import { mlp, type MlpConfig, mlpSpec } from './backbones/mlp.ts';
 import { mmdit, type MmditConfig, mmditSpec } from './backbones/mmdit.ts';
 import { DIGIT_WORDS, digitPrompt, embedPrompt, promptEmbeddingSpec, tokenize } from './backbones/prompt.ts';
 import type { Network } from './backbones/types.ts';
 import { MNIST_CLASSES, MNIST_SIDE } from './data/mnist-format.ts';
-import type { SpecTree } from './nn/params.ts';
+import { checkLoraRank, type LoraConfig } from './nn/lora.ts';
+import { frozen, type SpecTree } from './nn/params.ts';
 import { flowMatching } from './objectives/flow-matching.ts';
 import { meanflow, meanflowObjective } from './objectives/meanflow.ts';
 import type { Objective } from './objectives/objective.ts';
 import { rcgm } from './objectives/rcgm.ts';
 import { shortcut, shortcutObjective } from './objectives/shortcut.ts';
 import { twinflowObjective } from './objectives/twinflow.ts';
-import { lambdaSlices, twinflow } from './twinflow/config.ts';
+import { lambdaSlices, twinflow, type TwinFlowConfig } from './twinflow/config.ts';
 import type { Schedule } from './twinflow/samplers.ts';
 
 /** What of a run's configuration decides its model (the CLI's RunConfig has these fields and more). */
@@ -105,6 +106,39 @@ export function modelFor(run: RunSpec): Model {
   };
 }
 
+/**
+ * The run's model with rank-`rank` LoRA adapters (alpha = rank) on the linears its LoRA config covers (MLP: the
+ * hidden and output layers; MMDiT: attention projections and MLPs), everything else frozen. Its parameter tree
+ * merged (models/nn/lora.ts mergeAdapters) is a parameter tree of modelFor(run). The rank must be 1 … the width.
+ */
+export function loraModelFor(run: RunSpec, rank: number): Model & { lora: LoraConfig } {
+  const plain = modelFor(run);
+  const cfg = plain.modelConfig as { hidden?: number; dim?: number };
+  const width = cfg.hidden ?? cfg.dim!;
+  try {
+    checkLoraRank(rank, width);
+  } catch (e) {
+    throw new RunConfigError(`lora ${rank}: ${(e as Error).message}`);
+  }
+  const lora = { rank, alpha: rank };
+  if (cfg.dim === undefined) {
+    const mlpCfg = { ...(plain.modelConfig as MlpConfig), lora };
+    const flat = mlp(mlpCfg);
+    const net: Network<unknown, Cond> = plain.kind === '2d'
+      ? (p, x, t, r, c) => flat(p, x, t, r, c as tw.Tensor<'i32'> | null)
+      : (p, x, t, r, labels) => flat(p, x.reshape([x.shape[0]!, -1]), t, r, labels as tw.Tensor<'i32'>).reshape(x.shape);
+    return { ...plain, net, spec: mlpSpec(mlpCfg), lora };
+  }
+  const mmCfg = { ...(plain.modelConfig as MmditConfig), lora };
+  const body = mmdit(mmCfg);
+  return {
+    ...plain,
+    net: (p, x, t, r, c: Prompts) => body(p.net, x, t, r, embedPrompt(p.prompt, c.ids, c.mask)),
+    spec: { net: mmditSpec(mmCfg), prompt: frozen(promptEmbeddingSpec(mmCfg.textDim)) },
+    lora,
+  };
+}
+
 function mnistMlp(run: RunSpec): Model {
   const cfg = { ...MLP_MNIST, hidden: run.hidden ?? MLP_MNIST.hidden, dataDim: MNIST_SIDE * MNIST_SIDE, numClasses: MNIST_CLASSES };
   const flat = mlp(cfg);
@@ -140,6 +174,13 @@ function mnistMmdit(model: 'mmdit-tiny' | 'mmdit-small'): Model {
   };
 }
 
+/** The TwinFlow config of a twinflow, rcgm or fm run, with CFG-enhanced targets for the conditional MNIST models. */
+export function objectiveConfig(run: RunSpec): TwinFlowConfig {
+  if (!['twinflow', 'rcgm', 'fm'].includes(run.objective)) throw new RunConfigError(`objective ${JSON.stringify(run.objective)} is not one of TwinFlow's configurations (twinflow, rcgm, fm)`);
+  const base = run.objective === 'fm' ? flowMatching : run.objective === 'rcgm' ? rcgm : { ...twinflow, slices: lambdaSlices(run.lambda ?? 0.5) };
+  return run.data === 'mnist' && run.objective !== 'fm' ? { ...base, cfgRatio: 0.5 } : base;
+}
+
 /** The objectives a run can train with (fm: flow matching). */
 export const OBJECTIVES = ['twinflow', 'rcgm', 'fm', 'meanflow', 'shortcut'] as const;
 
@@ -148,10 +189,7 @@ export const OBJECTIVES = ['twinflow', 'rcgm', 'fm', 'meanflow', 'shortcut'] as 
  * checked against the batch size: the batch must hold a row of each of its parts.
  */
 export function objectiveFor(run: RunSpec): Objective {
-  const twin = () => {
-    const base = run.objective === 'fm' ? flowMatching : run.objective === 'rcgm' ? rcgm : { ...twinflow, slices: lambdaSlices(run.lambda ?? 0.5) };
-    return twinflowObjective(run.data === 'mnist' && run.objective !== 'fm' ? { ...base, cfgRatio: 0.5 } : base);
-  };
+  const twin = () => twinflowObjective(objectiveConfig(run));
   const make: Record<(typeof OBJECTIVES)[number], () => Objective> = {
     twinflow: twin,
     rcgm: twin,

@@ -15,6 +15,8 @@ import { evaluate, type MetricRow, metricsTable } from './cli/eval.ts';
 import { type DataSet, latestCheckpointOf, type ModelName, type ObjectiveName, readJson, type RunConfig, runPaths, writeJsonAtomic } from './cli/runs.ts';
 import { samplePlot } from './cli/sample.ts';
 import { train } from './cli/train.ts';
+import { countParams, countTrainable } from '../models/nn/params.ts';
+import { loraModelFor, modelFor } from '../models/registry.ts';
 
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 const nums = (v: string) => list(v).map(Number);
@@ -30,6 +32,8 @@ const o = new Command('experiments')
   .option('--samples <n>', 'samples per 2-D metric', Number, 4096)
   .option('--lambda-data <name>', 'data set of the λ sweep', '2d:checkerboard')
   .option('--lambdas <list>', 'λ values of the sweep (fractions allowed)', list, ['0', '1/6', '1/3', '1/2', '2/3'])
+  .option('--lora-ranks <list>', 'LoRA ranks of the flow matching → TwinFlow rows', nums, [4, 16])
+  .option('--lora-steps <n>', 'TwinFlow LoRA steps from the flow-matching run', Number, 1000)
   .addOption(new Option('--mnist <when>', 'MNIST: run it, skip it, or auto (run on cuda only; elsewhere measure a step and estimate)').choices(['auto', 'run', 'skip']).default('auto'))
   .option('--mnist-steps <n>', 'MNIST training steps', Number, 1500)
   .option('--mnist-batch <n>', 'MNIST batch size', Number, 128)
@@ -121,13 +125,16 @@ async function evaluated(dir: string, nfes: number[], samples: number): Promise<
   return rows;
 }
 
-/** Runs every seed of a configuration; returns the combined rows per sampler (the data row first). */
-async function experiment(base: Omit<RunConfig, 'seed'>, name: string, nfes: number[], samples: number, seeds = o.seeds as number[]): Promise<{ rows: Row[]; secPerStep: number[] }> {
+/**
+ * Runs every seed of a configuration (starting each from the same seed's run `initFrom`, when given); returns
+ * the combined rows per sampler (the data row first).
+ */
+async function experiment(base: Omit<RunConfig, 'seed'>, name: string, nfes: number[], samples: number, seeds = o.seeds as number[], initFrom?: string): Promise<{ rows: Row[]; secPerStep: number[] }> {
   const perSeed: MetricRow[][] = [];
   const secPerStep: number[] = [];
   for (const seed of seeds) {
     const dir = path.join(o.out, `${name}-s${seed}`);
-    const run = { ...base, seed } as RunConfig;
+    const run = { ...base, seed, ...(initFrom ? { init: path.join(o.out, `${initFrom}-s${seed}`) } : {}) } as RunConfig;
     secPerStep.push(await ensureTrained(run, dir));
     perSeed.push(await evaluated(dir, nfes, samples));
   }
@@ -145,7 +152,7 @@ async function picture(run: string, data: string, seed: number): Promise<void> {
   await samplePlot({ ckpt: path.join(o.out, `${run}-s${seed}`), nfe: 1, out: file });
   pictures.push({ file, caption: `${data}, TwinFlow, 1 NFE` });
 }
-const results: { toy: Row[]; lambda: Row[]; mnist: Row[] | { notRun: string }; timing: Record<string, number> } = { toy: [], lambda: [], mnist: [], timing: {} };
+const results: { toy: Row[]; lambda: Row[]; lora: Row[]; mnist: Row[] | { notRun: string }; timing: Record<string, number> } = { toy: [], lambda: [], lora: [], mnist: [], timing: {} };
 
 // Table cells: mean (± sd over seeds)
 const f = (r: Row, k: keyof MetricRow, digits: number) => {
@@ -173,6 +180,21 @@ for (const data of o.data as DataSet[]) {
 }
 
 if (partial) await mergeRows();
+
+// Flow matching → TwinFlow with LoRA (the paper's route for Qwen-Image): each seed's flow-matching run above,
+// frozen, with rank-r adapters on its hidden and output layers trained by TwinFlow; beside TwinFlow from scratch
+const loraSpec = { model: 'mlp', objective: 'twinflow', hidden: o.hidden, batch: o.batch };
+for (const data of o.data as DataSet[]) {
+  const total = countParams(modelFor({ ...loraSpec, data }).spec);
+  const scratch = results.toy.filter((r) => r.data === data && r.objective === LABEL.twinflow);
+  results.lora.push(...scratch.map((r) => ({ ...r, objective: `TwinFlow from scratch, ${o.steps} steps, all ${total} parameters` })));
+  for (const rank of o.loraRanks as number[]) {
+    const base = { data, model: 'mlp' as const, objective: 'twinflow' as const, lambda: 0.5, hidden: o.hidden, steps: o.loraSteps, batch: o.batch, lr: o.lr, lora: rank };
+    const { rows } = await experiment(base, `${slug(data)}-fm-twinflow-lora${rank}`, NFES.twinflow, o.samples, o.seeds, `${slug(data)}-fm`);
+    const trainable = countTrainable(loraModelFor({ ...loraSpec, data }, rank).spec);
+    results.lora.push(...rows.slice(1).map((r) => ({ ...r, objective: `flow matching → TwinFlow (LoRA ${rank}), ${o.loraSteps} steps, ${trainable} trainable (${(100 * trainable / total).toFixed(1)}%)` })));
+  }
+}
 
 // λ sweep: TwinFlow at 1 NFE (λ = 1/2 is the main TwinFlow run)
 for (const l of o.lambdas as string[]) {
@@ -242,6 +264,12 @@ const section = [
     `"in modes": share of samples within 3σ of a mode or inside a filled cell. The data row scores a second held-out sample: the noise floor.`,
   '',
   toyTable(results.toy, 'data'),
+  '',
+  `Flow matching → TwinFlow with LoRA: each seed's flow-matching run above (${o.steps} steps), its EMA weights frozen, rank-r adapters (alpha = r) ` +
+    `on the hidden and output layers trained by TwinFlow (λ = 1/2, same batch and lr) for ${o.loraSteps} steps; the time embedders stay frozen. ` +
+    'TwinFlow trained from scratch on all parameters for comparison; the share is of the model\'s parameters:',
+  '',
+  toyTable(results.lora, 'data').replace('| objective |', '| training |'),
   '',
   `λ sweep (TwinFlow, 1 NFE, ${slug(o.lambdaData)}; λ = batch share of the twin terms e2e + adv, 1/2 is the default):`,
   '',

@@ -5,6 +5,9 @@
 #     by Dawn ("shaderUniform*ArrayDynamicIndexing required").
 #   - NVRTC 11.8 (non-free): lets the CUDA backend compile kernels to PTX with no GPU.
 #   - chromium: headless browser tests (WebGPU on SwiftShader).
+#   - python3-torch (PyTorch 1.13, CPU): the independent PyTorch peer of the TwinFlow training step
+#     (test/torch-twinflow.test.ts). Measured on Debian 12: 177 packages, 151 MB download, 634 MB installed
+#     without recommends; about a minute to install.
 # Idempotent: when everything is already installed it exits without touching apt.
 # SKIP_SYSTEM_SETUP=1 skips it (machines provisioned some other way).
 set -Eeuo pipefail
@@ -24,6 +27,8 @@ fi
 
 CODENAME=$VERSION_CODENAME
 PKGS=(mesa-vulkan-drivers libvulkan1 libnvrtc11.2 libnvrtc-builtins11.8 chromium)
+# installed from bookworm itself (not -t backports), so PyTorch's many libraries stay at the release's versions
+BASE_PKGS=(python3-torch)
 
 # True when PKG is installed (and, for Mesa, new enough for Dawn).
 have() {
@@ -32,11 +37,11 @@ have() {
   [[ $v == "ii "* ]] || return 1
   [[ $1 != mesa-vulkan-drivers ]] || dpkg --compare-versions "${v#ii }" ge 25~
 }
-missing=()
+missing=() base_missing=()
 for p in "${PKGS[@]}"; do have "$p" || missing+=("$p"); done
-if ((${#missing[@]} == 0)); then say "system packages already installed"; exit 0; fi
-[[ $EUID -eq 0 ]] || die "must run as root to install: ${missing[*]} (or set SKIP_SYSTEM_SETUP=1)"
-
+for p in "${BASE_PKGS[@]}"; do have "$p" || base_missing+=("$p"); done
+if ((${#missing[@]} + ${#base_missing[@]} == 0)); then say "system packages already installed"; exit 0; fi
+[[ $EUID -eq 0 ]] || die "must run as root to install: ${missing[*]} ${base_missing[*]} (or set SKIP_SYSTEM_SETUP=1)"
 start=$SECONDS
 log=$(mktemp /tmp/twinflow-setup-system.XXXXXX.log)
 # Quiet on success; on failure show what failed and the end of apt's output.
@@ -105,8 +110,9 @@ APT=(apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold
 run "apt-get update" "${APT[@]}" update
 # -t backports: Mesa 25 and the newer libdrm/libgbm it needs come from backports;
 # everything else falls back to bookworm (Mesa 25 there still uses bookworm's LLVM 15). Recommends are skipped: lavapipe and headless chromium work without them.
-run "installing ${missing[*]}" "${APT[@]}" install --no-install-recommends -t "$CODENAME-backports" "${missing[@]}"
+((${#missing[@]} == 0)) || run "installing ${missing[*]}" "${APT[@]}" install --no-install-recommends -t "$CODENAME-backports" "${missing[@]}"
+((${#base_missing[@]} == 0)) || run "installing ${base_missing[*]}" "${APT[@]}" install --no-install-recommends "${base_missing[@]}"
 
-for p in "${PKGS[@]}"; do have "$p" || die "$p still missing or too old after install (log: $log)"; done
+for p in "${PKGS[@]}" "${BASE_PKGS[@]}"; do have "$p" || die "$p still missing or too old after install (log: $log)"; done
 rm -f "$log"
 say "done in $((SECONDS - start))s"

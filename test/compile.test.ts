@@ -31,6 +31,13 @@ try {
 }
 
 describe('tw.compile', () => {
+  it('donate: an output that replaces a donated argument takes its buffer, as under jit', () => {
+    const step = (s: { w: tw.Tensor<'f32'> }, g: tw.Tensor<'f32'>) => ({ w: s.w.sub(g.mul(0.1)) });
+    const args = [{ w: tw.abstract([256, 256]) }, tw.abstract([256, 256])];
+    expect(tw.compile(step, args, { target: 'cuda', ptx: false }).summary.peakActivationBytes).toBe(256 * 256 * 4);
+    expect(tw.compile(step, args, { target: 'cuda', ptx: false, donate: [0] }).summary.peakActivationBytes).toBe(0);
+  });
+
   it('the tiny MMDiT for CUDA: unique kernels, their use counts and the plan summary', () => {
     const c = tw.compile(mmdit(cfg), tinyArgs('f32'), { target: 'cuda', ptx: false, weights: [0] });
     const s = c.summary;
@@ -126,13 +133,29 @@ describe('twinflow compile', () => {
     expect(process.memoryUsage().rss - rss).toBeLessThan(2 ** 30); // the weights would take 38 GiB
   });
 
+  it('a TwinFlow LoRA step: only adapter state besides the frozen weights; remat lowers the planned peak of a 4-block stack', async () => {
+    const run = (remat: boolean) => compileModel({ model: 'tiny', layers: 4, target: 'cuda', text: 8, dtype: 'bf16', mode: 'train-lora', rank: 4, remat, ptx: false, out: path.join(dir, `lora-${remat}`) });
+    const [plain, remat] = [await run(false), await run(true)];
+    const spec = mmditSpec({ ...cfg, layers: 4 });
+    // rank 4 on q, k, v, out (64 → 64) and the MLP (64 → 256 → 64) of both streams in each of 4 blocks
+    expect(plain.adapters).toBe(4 * 2 * (4 * 4 * (64 + 64) + 2 * 4 * (64 + 256)));
+    expect(plain.trainStateBytes).toBe(4 * (4 * plain.adapters! + 1)); // adapters, EMA, m, v and the step, f32
+    expect(plain.compiled.summary.weightBytes).toBe(2 * countParams(spec)); // the frozen base in bf16
+    expect(remat.compiled.summary.kernels).toBeGreaterThan(plain.compiled.summary.kernels); // the recomputation
+    expect(remat.compiled.summary.peakActivationBytes).toBeLessThan(0.85 * plain.compiled.summary.peakActivationBytes);
+    const md = readFileSync(path.join(dir, 'lora-true', 'summary.md'), 'utf8');
+    expect(md).toContain('TwinFlow LoRA step (rank 4, remat)');
+    for (const row of ['adapter parameters', 'adapter + EMA + optimizer bytes (f32)', 'peak activation bytes', 'total on the device']) expect(md).toContain(`| ${row} |`);
+  });
+
   it('bad input: one line naming the problem, exit code 2', async () => {
     const cases: [string[], RegExp][] = [
       [['--model', 'huge'], /argument 'huge' is invalid/],
       [['--target', 'metal'], /argument 'metal' is invalid/],
       [['--tokens', '15'], /--tokens 15: image tokens must fill a square grid of 2×2 patches/],
-      [['--mode', 'train-lora'], /--mode train-lora is not yet supported/],
-      [['--remat'], /--remat is not yet supported/],
+      [['--remat'], /--remat applies to --mode train-lora/],
+      [['--mode', 'train-lora', '--rank', '65'], /--rank: LoRA rank 65 must be an integer from 1 to the model width 64/],
+      [['--mode', 'train-lora', '--rank', '0'], /--rank.*expected a positive integer/],
       [['--target', 'wgsl', '--dtype', 'bf16'], /WGSL has no bf16/],
       [['--model', 'qwen-image-20b', '--layers', '1', '--tokens', '4', '--text', '2', '--target', 'wgsl'], /over the device's maxStorageBufferBindingSize/],
     ];

@@ -56,7 +56,7 @@ export function algebra(g: Graph, opts: { dropStopGradient: boolean }): Graph {
         const inner = arg(0);
         if (n.prim === 'reshape' && inner.kind === 'prim' && inner.prim === 'reshape') {
           const src = w.nodes[inner.inputs[0]!]!;
-          return shapeEq(src.aval.shape, n.aval.shape) ? src.id : w.prim('reshape', [src.id], n.attrs, n.aval);
+          return shapeEq(src.aval.shape, n.aval.shape) ? src.id : w.prim('reshape', [src.id], n.attrs, n.aval, n.remat);
         }
         break;
       }
@@ -64,7 +64,7 @@ export function algebra(g: Graph, opts: { dropStopGradient: boolean }): Graph {
         const inner = arg(0);
         if (inner.kind === 'prim' && inner.prim === 'transpose') {
           const perm = n.attrs.perm.map((p) => inner.attrs.perm[p]!);
-          return perm.every((p, i) => p === i) ? inner.inputs[0]! : w.prim('transpose', [inner.inputs[0]!], { perm }, n.aval);
+          return perm.every((p, i) => p === i) ? inner.inputs[0]! : w.prim('transpose', [inner.inputs[0]!], { perm }, n.aval, n.remat);
         }
         if (n.attrs.perm.every((p, i) => p === i)) return ins[0]!;
         break;

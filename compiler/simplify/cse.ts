@@ -1,5 +1,5 @@
-// Common-subexpression elimination: identical primitive applications (same primitive, attributes and
-// inputs) and equal scalar constants are computed once.
+// Common-subexpression elimination: identical primitive applications (same primitive, attributes, inputs
+// and checkpoint recomputation) and equal scalar constants are computed once.
 
 import type { Graph } from '../../dsl/graph.ts';
 import { copyNode, rebuild } from './rebuild.ts';
@@ -20,7 +20,7 @@ export function cse(g: Graph): Graph {
       }
       key = `const|${n.aval.dtype}|${n.aval.shape}|${Object.is(v, -0) ? '-0' : v}`;
     } else if (n.kind === 'prim') {
-      key = `${n.prim}|${JSON.stringify(n.attrs)}|${ins.join(',')}`;
+      key = `${n.prim}|${JSON.stringify(n.attrs)}|${ins.join(',')}|${n.remat ?? ''}`;
     } else return copyNode(n, ins, w);
     const had = seen.get(key);
     if (had !== undefined) return had;

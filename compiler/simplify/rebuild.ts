@@ -9,7 +9,7 @@ export function copyNode(node: Node, newInputs: number[], w: GraphWriter): numbe
   if (node.kind === 'input') return w.input(node.aval);
   if (node.kind === 'const') return w.constant(node.value);
   if (node.kind === 'custom') return w.custom(node.call, node.index, newInputs, node.aval);
-  return w.prim(node.prim, newInputs, node.attrs as never, node.aval);
+  return w.prim(node.prim, newInputs, node.attrs as never, node.aval, node.remat);
 }
 
 export function rebuild(g: Graph, visit: Visit, keep: (node: Node) => boolean = () => true): Graph {

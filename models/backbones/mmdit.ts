@@ -4,7 +4,8 @@
 
 import * as tw from '../../core.ts';
 import { multiHeadAttention } from '../nn/attention.ts';
-import { type LinearParams, type LoraConfig, linear, linearSpec } from '../nn/linear.ts';
+import { type LinearParams, linear, linearSpec } from '../nn/linear.ts';
+import type { LoraConfig } from '../nn/lora.ts';
 import { type FeedForwardConfig, type FeedForwardParams, feedForward, feedForwardSpec } from '../nn/mlp.ts';
 import { applyRope, imagePositions, ropeAngles, type RopeAxes, textPositions } from '../nn/msrope.ts';
 import { layerNorm, rmsNorm, type RmsNormParams, rmsNormSpec } from '../nn/norm.ts';
@@ -33,6 +34,8 @@ export interface MmditConfig {
   zeroInit: boolean;
   /** LoRA adapters on the attention projections and MLPs of both streams; everything else is frozen. */
   lora?: LoraConfig;
+  /** Checkpoint each block (tw.checkpoint): under grad its internals are recomputed in the backward, so only block inputs stay alive. */
+  remat?: boolean;
 }
 
 /** The text condition: tokens [B, L, textDim] with mask [B, L] (false = padding). The null condition ∅ is an all-false mask. */
@@ -163,7 +166,9 @@ export function mmdit(cfg: MmditConfig): Network<MmditParams, MmditCond> {
     };
     let img = linear(p.imgIn, patchify(x, cfg.patch));
     let txt = linear(p.txtIn, rmsNorm(p.txtNorm, cond.tokens, 1e-6));
-    for (const block of p.blocks) [txt, img] = dualStreamBlock(block, txt, img, shared, cfg);
+    const apply = (b: BlockParams, t: F, i: F, s: Shared) => dualStreamBlock(b, t, i, s, cfg);
+    const block = cfg.remat ? tw.checkpoint(apply) : apply;
+    for (const b of p.blocks) [txt, img] = block(b, txt, img, shared);
     const [scale, shift] = tw.split(linear(p.normOut.mod, shared.act), 2, -1) as [F, F]; // scale first
     return unpatchify(linear(p.projOut, modulate(ln(img), shift, scale)), h, w, cfg.patch);
   };

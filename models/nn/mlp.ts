@@ -1,7 +1,8 @@
 // Two-layer perceptron Linear -> activation -> Linear, as used in transformer blocks and time embedders.
 
 import * as tw from '../../core.ts';
-import { type LinearParams, type LoraConfig, linear, linearSpec } from './linear.ts';
+import { type LinearParams, linear, linearSpec } from './linear.ts';
+import type { LoraConfig } from './lora.ts';
 import type { SpecTree } from './params.ts';
 
 export interface FeedForwardConfig {

@@ -79,6 +79,13 @@ export function countParams(spec: SpecTree): number {
   return children.reduce((n, c) => n + countParams(c), 0);
 }
 
+/** Number of trainable scalars in the spec (the frozen ones left out). */
+export function countTrainable(spec: SpecTree): number {
+  if (isParamSpec(spec)) return spec.trainable === false ? 0 : countParams(spec);
+  const children: readonly SpecTree[] = Array.isArray(spec) ? spec : Object.values(spec);
+  return children.reduce((n, c) => n + countTrainable(c), 0);
+}
+
 /**
  * Splits params by spec into two trees of the same structure: trainable leaves (trainable !== false) in the
  * first, frozen in the second, null in the other's place. null is a static pytree leaf, so grad and the
@@ -101,4 +108,10 @@ export function combine(trainable: any, frozen: any): any {
   if (frozen === null || trainable instanceof tw.Tensor) return trainable;
   if (Array.isArray(trainable)) return trainable.map((t, i) => combine(t, (frozen as unknown[])[i]));
   return Object.fromEntries(Object.keys(trainable).map((k) => [k, combine(trainable[k], frozen[k])]));
+}
+
+/** A network of the trainable half only: `frozen` (partitionTrainable's other half) is combined in on every call. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function withFrozen<A extends unknown[], R>(net: (params: any, ...rest: A) => R, frozen: unknown): (trainable: any, ...rest: A) => R {
+  return (trainable, ...rest) => net(combine(trainable, frozen), ...rest);
 }

@@ -26,16 +26,20 @@ export function timeEmbedderSpec(cfg: TimeEmbeddingConfig): SpecTree {
   return { l1: linearSpec({ inDim: cfg.channels, outDim: cfg.dim }), l2: linearSpec({ inDim: cfg.dim, outDim: cfg.dim }) };
 }
 
-/** t [B] -> [B, dim]. */
-export function timeEmbedder<D extends tw.FloatDType>(p: TimeEmbedderParams<D>, t: tw.Tensor<D>, cfg: TimeEmbeddingConfig): tw.Tensor<D> {
-  return linear(p.l2, tw.silu(linear(p.l1, timestepFeatures(t, cfg.channels))));
+/**
+ * t [B] -> [B, dim] in the weights' dtype. t may be wider than the weights (f32 times with bf16 weights under
+ * mixed precision): the features are computed in t's precision and cast at the first matmul.
+ */
+export function timeEmbedder<D extends tw.FloatDType>(p: TimeEmbedderParams<D>, t: tw.Tensor<tw.FloatDType>, cfg: TimeEmbeddingConfig): tw.Tensor<D> {
+  return linear(p.l2, tw.silu(linear(p.l1, timestepFeatures(t, cfg.channels).cast(p.l1.w.dtype))));
 }
 
 export function twinTimeSpec(cfg: TimeEmbeddingConfig): SpecTree {
   return { t: timeEmbedderSpec(cfg), r: timeEmbedderSpec(cfg) };
 }
 
-/** emb(t) + emb₂(r)·(t − r): [B, dim]. */
-export function twinTime<D extends tw.FloatDType>(p: TwinTimeParams<D>, t: tw.Tensor<D>, r: tw.Tensor<D>, cfg: TimeEmbeddingConfig): tw.Tensor<D> {
-  return timeEmbedder(p.t, t, cfg).add(timeEmbedder(p.r, r, cfg).mul(t.sub(r).reshape([-1, 1])));
+/** emb(t) + emb₂(r)·(t − r): [B, dim] in the weights' dtype (t − r is taken in the times' precision). */
+export function twinTime<D extends tw.FloatDType>(p: TwinTimeParams<D>, t: tw.Tensor<tw.FloatDType>, r: tw.Tensor<tw.FloatDType>, cfg: TimeEmbeddingConfig): tw.Tensor<D> {
+  const gap = t.sub(r).reshape([-1, 1]).cast(p.t.l1.w.dtype) as tw.Tensor<D>;
+  return timeEmbedder(p.t, t, cfg).add(timeEmbedder<D>(p.r, r, cfg).mul(gap));
 }

@@ -49,6 +49,23 @@ export const freshGuard = (start: number, names: readonly string[]): Guard => ({
 });
 
 /**
+ * One update (traced inside trainStep's jit; a check can run it alone, in f64 too, with an objective of fixed
+ * draws): the objective's loss → valueAndGrad → clip to norm 1 → AdamW → EMA. Returns the new state, the loss,
+ * its terms and the gradient norm before clipping.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- params and conditions differ per backbone
+export function trainUpdate(net: Network<any, any>, opt: ReturnType<typeof optimizerFor>, objective: Objective, s: StepState, batch: Batch<unknown>, key: tw.random.Key) {
+  const [[loss, terms], grads] = tw.valueAndGrad((p: StepState['params']) => {
+    const out = objective.loss(net, p, s.ema, batch, key);
+    return [out.loss, out.terms] as [tw.Tensor<'f32'>, Record<string, tw.Tensor<'f32'>>];
+  }, { hasAux: true })(s.params);
+  const clipped = clipByGlobalNorm(grads, 1);
+  const next = opt.update(clipped.grads, s.opt, s.params);
+  const state: StepState = { params: next.params, ema: emaUpdate(s.ema, next.params, EMA_DECAY, s.opt.step), opt: next.state };
+  return { state, loss, terms, gradNorm: clipped.norm };
+}
+
+/**
  * The jitted step: (state, sums, guard, batch, key) → { state, sums, guard }, the loss and terms of applied
  * steps added to the sums (read them every few steps; reading each step would wait for the device). State,
  * sums and guard are donated.
@@ -56,19 +73,13 @@ export const freshGuard = (start: number, names: readonly string[]): Guard => ({
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- params and conditions differ per backbone
 export function trainStep(net: Network<any, any>, opt: ReturnType<typeof optimizerFor>, objective: Objective, names: readonly string[], onNan: OnNan = 'stop') {
   return tw.jit((s: StepState, sums: Sums, guard: Guard, batch: Batch<unknown>, key: tw.random.Key) => {
-    const [[loss, terms], grads] = tw.valueAndGrad((p: StepState['params']) => {
-      const out = objective.loss(net, p, s.ema, batch, key);
-      return [out.loss, out.terms] as [tw.Tensor<'f32'>, Record<string, tw.Tensor<'f32'>>];
-    }, { hasAux: true })(s.params);
-    const clipped = clipByGlobalNorm(grads, 1);
-    const next = opt.update(clipped.grads, s.opt, s.params);
-    const nonFinite = tw.stack([...names.map((n) => terms[n]!), loss, clipped.norm].map((v) => tw.logicalNot(tw.isFinite(v)).cast('i32')));
+    const { state, loss, terms, gradNorm } = trainUpdate(net, opt, objective, s, batch, key);
+    const nonFinite = tw.stack([...names.map((n) => terms[n]!), loss, gradNorm].map((v) => tw.logicalNot(tw.isFinite(v)).cast('i32')));
     const ok = nonFinite.sum().eq(0);
     const firstBad = tw.logicalAnd(tw.logicalNot(ok), guard.first.lt(0));
     // skip: leave out every non-finite step; stop: also freeze after the first, so the state stays finite
     const apply = onNan === 'skip' ? ok : tw.logicalAnd(ok, guard.first.lt(0));
     const keep = <X>(a: X, b: X): X => tw.treeMap((x, y) => tw.where(apply, x, y), a, b);
-    const state: StepState = { params: next.params, ema: emaUpdate(s.ema, next.params, EMA_DECAY, s.opt.step), opt: next.state };
     const add = (sum: tw.Tensor<'f32'>, v: tw.Tensor<'f32'>) => sum.add(tw.where(apply, v, 0));
     return {
       state: keep(state, s),

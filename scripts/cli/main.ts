@@ -9,9 +9,11 @@ import { addCompileCommand } from './compile.ts';
 import { evaluate, writeMetrics } from './eval.ts';
 import { OBJECTIVES } from '../../models/registry.ts';
 import { objectiveFor, problem } from './problem.ts';
+import { isLora, loraModel } from './lora.ts';
 import { DATA_SETS, MODELS, readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError } from './runs.ts';
 import { SAMPLE_FORMATS, samplePlot } from './sample.ts';
 import { train } from './train.ts';
+import { PRECISIONS } from '../../models/twinflow/precision.ts';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -55,7 +57,7 @@ async function useBackend(request: string): Promise<void> {
 }
 
 /** Flags that define a run; on --resume, any given explicitly must match the checkpoint's. */
-const RUN_FLAGS = ['data', 'model', 'objective', 'lambda', 'hidden', 'batch', 'lr', 'seed'] as const;
+const RUN_FLAGS = ['data', 'model', 'objective', 'lambda', 'hidden', 'batch', 'lr', 'seed', 'precision', 'lora'] as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's parsed options
 async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
@@ -65,11 +67,22 @@ async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
     if (!statSync(runPaths(o.out).config, { throwIfNoEntry: false })) throw new UsageError(`--resume: ${o.out} has no run to resume (no ${runPaths(o.out).config}); start one without --resume`);
     const saved = await readRunConfig(o.out);
     for (const k of RUN_FLAGS) {
-      if (given(k) && o[k] !== saved[k]) {
+      if (given(k) && o[k] !== (k === 'precision' ? saved.precision ?? 'f32' : saved[k])) {
         throw new UsageError(`--resume: ${o.out} holds a checkpoint of ${saved.objective} on ${saved.data} with ${saved.model}; --${k} ${o[k]} does not match its ${saved[k] ?? '(unset)'}`);
       }
     }
     return { ...saved, steps: given('steps') ? o.steps : saved.steps };
+  }
+  if (o.lora !== undefined && o.init === undefined) throw new UsageError('--lora trains adapters on a trained model: pass the run to start from with --init RUN');
+  if (o.init !== undefined) {
+    if (o.lora === undefined) throw new UsageError('--init starts LoRA fine-tuning from a run: pass the adapters\' rank with --lora RANK');
+    if (!statSync(runPaths(o.init).config, { throwIfNoEntry: false })) throw new UsageError(`--init ${o.init}: no run there (no ${runPaths(o.init).config}); pass the --out of a finished twinflow train`);
+    const src = await readRunConfig(o.init);
+    // the model is the init run's: --data, --model and --hidden default to its values and must match them
+    for (const k of ['data', 'model', 'hidden'] as const) {
+      if (given(k) && o[k] !== src[k]) throw new UsageError(`--init ${o.init}: it trained ${src.model}${src.hidden ? ` (hidden ${src.hidden})` : ''} on ${src.data}; --${k} ${o[k]} does not match its ${src[k] ?? '(unset)'}`);
+      o[k] = src[k];
+    }
   }
   if (!o.data) throw new UsageError(`missing --data (one of ${DATA_SETS.join(', ')})`);
   if (o.lambda !== undefined && o.objective !== 'twinflow') throw new UsageError(`--lambda applies to --objective twinflow, not ${o.objective}`);
@@ -79,8 +92,11 @@ async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
     ...(o.objective === 'twinflow' ? { lambda: o.lambda ?? 0.5 } : {}),
     ...(o.hidden !== undefined ? { hidden: o.hidden } : {}),
     steps: o.steps, batch: o.batch ?? (o.data === 'mnist' ? 128 : 64), lr: o.lr ?? (o.data === 'mnist' ? 2e-4 : 3e-3), seed: o.seed,
+    ...(o.precision === 'bf16' ? { precision: 'bf16' as const } : {}),
+    ...(o.init !== undefined ? { init: o.init, lora: o.lora } : {}),
   };
   problem(run); // checks data × model
+  if (isLora(run)) loraModel(run); // checks the rank against the model's width
   objectiveFor(run); // checks the batch against the objective's parts
   return run;
 }
@@ -102,6 +118,9 @@ export function program(): Command {
     .option('--lambda <x>', "TwinFlow's balance λ: the batch share of the twin terms (default 1/2)", unitFraction)
     .option('--hidden <n>', 'MLP width (default: 64 for 2-D data, 512 for MNIST)', positiveInt)
     .option('--seed <n>', 'random seed', nonNegativeInt, 0)
+    .addOption(new Option('--precision <p>', 'network compute precision; bf16 keeps f32 master weights, optimizer state and losses (cuda or cpu)').choices(PRECISIONS).default('f32'))
+    .option('--init <run>', "start from this run's EMA weights, frozen, training LoRA adapters (with --lora); data and model are the run's")
+    .option('--lora <rank>', 'LoRA rank of the adapters --init trains (1 … the model width)', positiveInt)
     .requiredOption('--out <dir>', 'run directory, e.g. runs/NAME')
     .option('--resume', 'continue the run in --out from its checkpoint', false)
     .option('--checkpoint-every <n>', 'steps between checkpoints', positiveInt, 500)
@@ -111,7 +130,9 @@ export function program(): Command {
     .action(async (o) => {
       const run = await runConfigFor(trainCmd, o);
       await useBackend(o.backend);
-      process.stderr.write(`training ${run.objective} on ${run.data} with ${run.model}: ${run.steps} steps of ${run.batch} → ${o.out}\n`);
+      if (run.precision === 'bf16' && tw.backendChoice().name === 'webgpu') throw new UsageError('--precision bf16: the webgpu backend has no bf16 (WGSL has no such type); use --backend cuda, or cpu');
+      const lora = isLora(run) ? ` from ${run.init} with LoRA rank ${run.lora}` : '';
+      process.stderr.write(`training ${run.objective} on ${run.data} with ${run.model}${lora}: ${run.steps} steps of ${run.batch} → ${o.out}\n`);
       const r = await train({
         run, out: o.out, resume: o.resume, checkpointEvery: o.checkpointEvery, logEvery: o.logEvery, keepCheckpoints: o.keepCheckpoints, onNan: o.onNan,
         progress: process.stderr.isTTY ? 'bar' : 'lines',

@@ -14,6 +14,8 @@ import { decodeSafetensors } from '../../models/checkpoint/safetensors.ts';
 import {
   checkedValues, freshGuard, initialState as freshState, type OnNan, STREAMS, type Sums, type StepState, trainStep, zeroSums,
 } from '../../models/twinflow/train-step.ts';
+import { freshLora, isLora, loraCheckpoint, loraNet, type LoraParts, loraPartsLike, resumeLora } from './lora.ts';
+import { withPrecision } from '../../models/twinflow/precision.ts';
 import { lineChart } from './plot.ts';
 import { checkMemory } from './limits.ts';
 import { objectiveFor, problem } from './problem.ts';
@@ -36,6 +38,8 @@ export interface TrainOptions {
   progress: 'bar' | 'lines';
   /** Where progress lines and messages go (stderr by default). */
   log?: (line: string) => void;
+  /** Stop (saving a checkpoint, as after a signal) once performance.now() passes this: a time-boxed session resumes later. */
+  stopAt?: number;
   /** Fault-injection hook for the checkpoint writer (tests). */
   saveHook?: SaveSetOptions['at'];
 }
@@ -57,11 +61,21 @@ export class NonFiniteError extends Error {
 }
 
 
-/** A run's parameters, EMA and optimizer state, freshly initialised from its seed (the template for loading). */
+/**
+ * A run's parameters, EMA and optimizer state, freshly initialised from its seed (the template for loading;
+ * a LoRA run's optimizer part holds its adapter state and base: lora.ts).
+ */
 export function initialState(run: RunConfig) {
   const prob = problem(run);
   checkMemory(run, prob);
-  return { prob, ...freshState(prob.spec, run) };
+  const fresh = freshState(prob.spec, run);
+  return { prob, ...fresh, ...(isLora(run) ? { optState: loraPartsLike(run, fresh.opt, fresh.params) } : {}) };
+}
+
+/** The EMA weights of the run a LoRA run starts from (--init), checked to be finite. */
+async function initWeights(run: RunConfig): Promise<unknown> {
+  const dir = run.init!;
+  return (await loadRun(dir, await readRunConfig(dir), { finite: true })).ema;
 }
 
 /**
@@ -137,13 +151,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     await writeJsonAtomic(paths.config, run);
   }
 
+  let state: StepState = { params, ema, opt: optState };
+  let frozen: unknown = null; // a LoRA run's base weights
+  if (isLora(run)) ({ state, frozen } = checkpointDir ? resumeLora(optState as LoraParts<unknown>) : freshLora(run, opt, await initWeights(run)));
   const names = objective.terms(run.batch);
   const checked = checkedValues(names);
-  const step = trainStep(prob.net, opt, objective, names, onNan);
+  const step = trainStep(isLora(run) ? loraNet(run, frozen) : withPrecision(prob.net, run.precision ?? 'f32'), opt, objective, names, onNan);
 
   const base = tw.random.key(run.seed);
   const [dataKey, drawKey] = [tw.random.foldIn(base, STREAMS.data), tw.random.foldIn(base, STREAMS.draws)];
-  let state: StepState = { params, ema, opt: optState };
   let sums = zeroSums(names);
   let guard = freshGuard(start, names);
   let saved = start;
@@ -165,7 +181,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   };
   const save = async (at: number) => {
     await checkGuard();
-    const files = await checkpointFiles({ params: state.params, ema: state.ema, optState: state.opt, step: at }, run);
+    const parts = isLora(run) ? loraCheckpoint(run, state, frozen) : { params: state.params, ema: state.ema, optState: state.opt };
+    const files = await checkpointFiles({ ...parts, step: at }, run);
     files.set(HISTORY, new TextEncoder().encode(`${JSON.stringify(history, null, 2)}\n`));
     try {
       checkpointDir = await saveCheckpointSet(paths.checkpoints, at, files, { keep: o.keepCheckpoints, at: o.saveHook });
@@ -206,7 +223,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let loggedAt = start;
   try {
     try {
-      while (i < run.steps && !interrupted) {
+      while (i < run.steps && !interrupted && !(o.stopAt !== undefined && performance.now() > o.stopAt)) {
         ({ state, sums, guard } = step(state, sums, guard, prob.batch(dataKey, i, run.batch), tw.random.foldIn(drawKey, i)));
         i++;
         if (i === start + 1) {

@@ -163,6 +163,21 @@ describe('MMDiT', () => {
     expect((await host(gz.projOut.w)).some((v) => v !== 0)).toBe(true);
   });
 
+  it('tiny with remat: the same output, and the same gradients (each block checkpointed and recomputed)', async () => {
+    const target = normal(8, [2, 4, 8, 8]);
+    const gradOf = (c: MmditConfig) => tw.jit((q: typeof params) => tw.valueAndGrad((p: typeof params) => mmdit(c)(p, x, t, r, { tokens, mask }).sub(target).square().mean())(q))(params);
+    const remat = { ...cfg, remat: true };
+    expect(await host(mmdit(remat)(params, x, t, r, { tokens, mask }))).toEqual(await host(net(params, x, t, r, { tokens, mask })));
+    const [[v0, g0], [v1, g1]] = [gradOf(cfg), gradOf(remat)];
+    expect(await host(v1)).toEqual(await host(v0));
+    const [want, got] = [tw.treeFlatten(g0)[0], tw.treeFlatten(g1)[0]];
+    expect(got.length).toBe(want.length);
+    for (let i = 0; i < want.length; i++) {
+      const [a, b] = [await host(got[i]!), await host(want[i]!)];
+      a.forEach((v, j) => expect(Math.abs(v - b[j]!)).toBeLessThanOrEqual(1e-6 + 1e-5 * Math.abs(b[j]!)));
+    }
+  });
+
   it('prompts: tokenized with padding, embedded into the text stream; the empty prompt is ∅', async () => {
     const prompts = [digitPrompt(7, 0), digitPrompt(3, 3), ''];
     expect(prompts).toEqual(['a handwritten digit seven', 'three', '']);

@@ -5,11 +5,12 @@ import { describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import { multiHeadAttention } from '../../models/nn/attention.ts';
 import { embedding, embeddingSpec } from '../../models/nn/embedding.ts';
-import { type LinearParams, linear, linearSpec, loraScale, mergeLora, unmergeLora } from '../../models/nn/linear.ts';
+import { type LinearParams, linear, linearSpec } from '../../models/nn/linear.ts';
+import { checkLoraRank, loraScale, mergeAdapters, mergeLora, unmergeLora, withBase } from '../../models/nn/lora.ts';
 import { feedForward, feedForwardSpec } from '../../models/nn/mlp.ts';
 import { applyRope, imagePositions, ropeAngles, textPositions } from '../../models/nn/msrope.ts';
 import { layerNorm, layerNormSpec, rmsNorm, rmsNormSpec } from '../../models/nn/norm.ts';
-import { combine, countParams, frozen, initParams, partitionTrainable, type SpecTree } from '../../models/nn/params.ts';
+import { combine, countParams, countTrainable, frozen, initParams, partitionTrainable, type SpecTree } from '../../models/nn/params.ts';
 import { timestepFeatures, twinTime, twinTimeSpec } from '../../models/nn/time.ts';
 import { adamw } from '../../models/optim/adamw.ts';
 import { expectClose } from '../support/expect-close.ts';
@@ -110,6 +111,25 @@ describe('linear and LoRA', () => {
     const back = unmergeLora(merged, p.lora, lora);
     expectClose(await host(back.w), await host(p.w), 1e-12, 1e-12);
     expect(back.lora).toBe(p.lora);
+  });
+
+  it('a whole tree: withBase puts trained weights under fresh adapters, mergeAdapters folds them back; rank checks', async () => {
+    const spec: SpecTree = { l1: linearSpec({ inDim: 3, outDim: 8, lora }), norm: frozen(layerNormSpec(8)), l2: linearSpec({ inDim: 8, outDim: 2, lora }) };
+    const plainSpec: SpecTree = { l1: linearSpec({ inDim: 3, outDim: 8 }), norm: layerNormSpec(8), l2: linearSpec({ inDim: 8, outDim: 2 }) };
+    const trained = initParams(plainSpec, tw.random.key(7), 'f64');
+    const adapted = withBase(initParams(spec, tw.random.key(8), 'f64'), trained);
+    expect(adapted.l1.w).toBe(trained.l1.w);
+    expect(adapted.norm).toEqual(trained.norm);
+    adapted.l2.lora.b = normal64(9, [2, 2]); // a trained adapter
+    const x = normal64(10, [5, 3]);
+    const forward = (p: typeof trained, l?: typeof lora) => linear(p.l2, tw.silu(layerNorm(p.norm, linear(p.l1, x, l))), l);
+    const merged = mergeAdapters(adapted, lora);
+    expect(Object.keys(merged.l2)).toEqual(['w', 'b']);
+    expectClose(await host(forward(merged)), await host(forward(adapted, lora)), 1e-12, 1e-12);
+    expect(countTrainable(spec)).toBe(2 * (3 + 8) + 2 * (8 + 2));
+    expect(() => checkLoraRank(0, 8)).toThrow(/LoRA rank 0 must be an integer from 1 to the model width 8/);
+    expect(() => checkLoraRank(9, 8)).toThrow(/LoRA rank 9 must be/);
+    expect(() => checkLoraRank(8, 8)).not.toThrow();
   });
 
   it('a LoRA training step updates the adapter and leaves every base weight unchanged', async () => {
