@@ -12,9 +12,9 @@ import { TwinflowError } from '../dsl/errors.ts';
 import type { Graph } from '../dsl/graph.ts';
 import { flatten } from '../dsl/pytree.ts';
 import { donatedLeaves, replacements, traceGraph } from '../dsl/transforms.ts';
-import { renderCuda } from './cuda/cuda-c.ts';
+import { type RenderedCuda, renderCuda } from './cuda/cuda-c.ts';
 import { CUDA, parseArch } from './cuda/index.ts';
-import { compileToPtx, nvrtc } from './cuda/nvrtc.ts';
+import { compileAllToPtx, nvrtc, NvrtcError } from './cuda/nvrtc.ts';
 import { checkWebGpuLimits, WEBGPU, WEBGPU_DEFAULT_LIMITS, type WebGpuLimits } from './webgpu/index.ts';
 import { renderWgsl } from './webgpu/wgsl.ts';
 
@@ -22,11 +22,13 @@ export class CompileError extends TwinflowError {}
 
 export interface CompileOptions {
   target: 'cuda' | 'webgpu';
-  /** cuda: the compute capability (sm_90, 90 or 9.0); default sm_90. */
+  /** cuda: the compute capability (sm_90, 90 or 9.0); default $TWINFLOW_CUDA_ARCH, else sm_90. */
   arch?: string | number;
+  /** cuda: f32 matmuls on tensor cores with TF32 inputs (as the backend's options.tf32); default off. */
+  tf32?: boolean;
   /** webgpu: the device's limits; default WebGPU's guaranteed minimums. The device is assumed to have shader-f16. */
   limits?: Partial<WebGpuLimits>;
-  /** cuda: compile each unique kernel to PTX with NVRTC when it loads (default true). */
+  /** cuda: compile each unique kernel to PTX with NVRTC when it loads, in parallel worker threads (default true). */
   ptx?: boolean;
   /** Positional arguments that hold the weights (counted in weightBytes); default none. */
   weights?: readonly number[];
@@ -43,6 +45,8 @@ export interface CompiledKernel {
   source: string;
   /** PTX of the source (cuda, when NVRTC loaded). */
   ptx?: string;
+  /** cuda matmuls: how it multiplies (SIMT tiles, or tensor cores). */
+  path?: RenderedCuda['path'];
   /** Steps of the plan that run this kernel. */
   uses: number;
 }
@@ -81,6 +85,8 @@ export interface Compiled {
 }
 
 const now = () => performance.now() / 1000;
+/** Environment settings; empty where there is no process. */
+const env: Record<string, string | undefined> = typeof process !== 'undefined' ? process.env : {};
 
 /** Compiles `f` on arguments shaped like `args` for a target, without a device. */
 export function compile(f: (...args: never[]) => unknown, args: readonly unknown[], opts: CompileOptions): Compiled {
@@ -97,19 +103,13 @@ export function compile(f: (...args: never[]) => unknown, args: readonly unknown
   const limits = { ...WEBGPU_DEFAULT_LIMITS, ...opts.limits };
   const target: Target = opts.target === 'cuda' ? CUDA : { ...WEBGPU, maxArgs: limits.maxStorageBuffersPerShaderStage };
   t0 = now();
-  let plan: Plan;
-  try {
-    plan = planFor(graph, target, { donated, replacedBy: replacements(flatten(args)[1], traced.outDef, donated, graph) });
-  } catch (e) {
-    // the partitioner cannot yet split every kernel under a small buffer limit (issue 14)
-    if (e instanceof Error && /more than \d+ buffers/.test(e.message)) throw new CompileError(`webgpu: a kernel cannot meet maxStorageBuffersPerShaderStage = ${target.maxArgs} (${e.message.replace(/^internal: /, '')}); raise limits.maxStorageBuffersPerShaderStage`);
-    throw e;
-  }
+  const plan = planFor(graph, target, { donated, replacedBy: replacements(flatten(args)[1], traced.outDef, donated, graph) });
   if (opts.target === 'webgpu') checkWebGpuLimits(plan, limits, true);
   seconds.plan = now() - t0;
 
   t0 = now();
-  const arch = opts.target === 'cuda' ? (typeof opts.arch === 'number' ? opts.arch : parseArch(opts.arch ?? 'sm_90')) : undefined;
+  const archOpt = opts.arch ?? env.TWINFLOW_CUDA_ARCH ?? 'sm_90';
+  const arch = opts.target === 'cuda' ? (typeof archOpt === 'number' ? archOpt : parseArch(archOpt)) : undefined;
   const unique = new Map<string, CompiledKernel>();
   const ids: string[] = [];
   for (const s of plan.steps) {
@@ -122,11 +122,11 @@ export function compile(f: (...args: never[]) => unknown, args: readonly unknown
       have.uses++;
       continue;
     }
-    let file: string, source: string;
+    let file: string, source: string, path: RenderedCuda['path'];
     try {
       if (arch !== undefined) {
-        const r = renderCuda(k, { arch }, s.key);
-        [file, source] = [`${r.entry}.cu`, r.code];
+        const r = renderCuda(k, { arch, tf32: opts.tf32 ?? false }, s.key);
+        [file, source, path] = [`${r.entry}.cu`, r.code, r.path];
       } else {
         source = renderWgsl(k, { f16: true, software: false, subgroups: false, workgroupStorage: limits.maxComputeWorkgroupStorageSize }).code;
         file = `${k.name}-${unique.size}.wgsl`;
@@ -136,7 +136,7 @@ export function compile(f: (...args: never[]) => unknown, args: readonly unknown
       if (e instanceof Error && !(e instanceof TwinflowError)) throw new CompileError(`${opts.target}: ${e.message.replace(/^cuda: /, '')}`);
       throw e;
     }
-    unique.set(id, { name: k.name, kind: k.kind, file, source, uses: 1 });
+    unique.set(id, { name: k.name, kind: k.kind, file, source, uses: 1, ...(path ? { path } : {}) });
   }
   seconds.render = now() - t0;
 
@@ -145,9 +145,11 @@ export function compile(f: (...args: never[]) => unknown, args: readonly unknown
     t0 = now();
     try {
       nvrtc();
-      for (const k of unique.values()) k.ptx = compileToPtx(k.source, arch, k.file).ptx;
+      const kernels = [...unique.values()];
+      compileAllToPtx(kernels.map((k) => ({ source: k.source, name: k.file })), arch).forEach((r, i) => (kernels[i]!.ptx = r.ptx));
     } catch (e) {
-      if (!(e instanceof Error) || !/NVRTC \(libnvrtc\) not found/.test(e.message)) throw e;
+      if (!(e instanceof NvrtcError)) throw e;
+      if (!/NVRTC \(libnvrtc\) not found/.test(e.message)) throw new CompileError(e.message);
       note = `no PTX: ${e.message}`;
     }
     seconds.nvrtc = now() - t0;

@@ -5,6 +5,7 @@ import type { Graph } from '../dsl/graph.ts';
 import { TwinflowError } from '../dsl/errors.ts';
 import { lowerRules } from './lower/rules.ts';
 import { UnsupportedDType } from './lower/lower-group.ts';
+import { TooManyBuffers } from './fusion/partition.ts';
 import { buildPlan, type Plan } from './plan.ts';
 import { checkDType, storageBytes, type Target } from './target.ts';
 
@@ -32,6 +33,7 @@ export function planFor(g: Graph, target: Target, req: PlanRequest = {}): Plan {
     return buildPlan(g, { bytesPer: (t) => storageBytes(target, t), maxArgs: target.maxArgs, donated: req.donated, replacedBy: req.replacedBy });
   } catch (e) {
     if (e instanceof UnsupportedDType) throw target.error(`${target.name}: ${e.message} is not supported`);
+    if (e instanceof TooManyBuffers) throw target.error(`${target.name}: ${e.message}`);
     throw e;
   }
 }

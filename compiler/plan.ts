@@ -8,7 +8,7 @@ import { sizeOf } from '../dsl/shape.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { type Expr, renameArgs, type ScalarType, topoOrder } from './kernel-ir/expr.ts';
 import { type Kernel, kernelKey, type KernelArg, type Store } from './kernel-ir/kernel.ts';
-import { type Group, partition, type Partition } from './fusion/partition.ts';
+import { hostScalar, partition, type Partition } from './fusion/partition.ts';
 import { type LoweringContext, lowerGroup, lowerSort, scalarType } from './lower/lower-group.ts';
 import { memoryOrder } from './schedule.ts';
 
@@ -61,24 +61,8 @@ export interface PlanOptions {
   maxArgs?: number;
 }
 
-/** A kernel binds more buffers than the backend allows: materialize `node` to split its group. */
-class TooManyArgs extends Error {
-  constructor(readonly node: number) {
-    super(`node %${node}'s kernel binds too many buffers`);
-  }
-}
-
 export function buildPlan(g: Graph, opts: PlanOptions): Plan {
-  const forced = new Set<number>();
-  for (;;) {
-    try {
-      return schedule(g, partition(g, forced), opts);
-    } catch (e) {
-      if (!(e instanceof TooManyArgs)) throw e;
-      if (forced.has(e.node)) throw new Error(`internal: kernel needs more than ${opts.maxArgs} buffers even after splitting`);
-      forced.add(e.node);
-    }
-  }
+  return schedule(g, partition(g, opts.maxArgs), opts);
 }
 
 function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
@@ -92,9 +76,8 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
   // a size-1 constant known on the host is a literal where kernels read it; it gets a value (a buffer) only
   // where one is needed: as a graph output or read by a kernel that loads its input (a sort)
   for (const n of g.nodes) {
-    if (n.kind !== 'const') continue;
-    const v = n.value.peekScalar();
-    if (v !== undefined && sizeOf(n.aval.shape) === 1) literals.set(n.id, v);
+    const v = hostScalar(n);
+    if (v !== undefined) literals.set(n.id, v);
   }
   const resolve = (id: number): number => {
     let s = id;
@@ -145,7 +128,7 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
       steps.push(stepOf({ ...k1, args: k1.args.map((a, i) => (i === outArg ? { ...a, access: 'read' } : a)) }, bound));
       steps.push(stepOf({ ...k2, args: k2.args.map((a, i) => (i === rankArg ? { ...a, access: 'read' } : a)) }, bound));
     } else steps.push(stepOf(lowerGroup(cx, grp, [outArg, ...extraArgs], name), bound));
-    if (args.length > (opts.maxArgs ?? Infinity)) throw new TooManyArgs(splitPoint(g, grp));
+    if (args.length > (opts.maxArgs ?? Infinity)) throw new Error(`internal: kernel ${name} binds ${args.length} buffers, over the limit of ${opts.maxArgs} the partition kept`);
     valueOfNode.set(grp.root, out);
     grp.extraOutputs.forEach((id, k) => valueOfNode.set(id, extras[k]!));
   }
@@ -160,21 +143,6 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
   const reordered = memoryOrder(sched, owned).map((i) => steps[i]!);
   const byMemory = assignBuffers(values, reordered, outputs, opts);
   return { values, outputs, ...(byMemory.peakBytes < traced.peakBytes ? byMemory : traced) };
-}
-
-/**
- * Which member to materialize when a group binds too many buffers: an extra output, else the smallest member
- * that reads a computed value from outside (a reduction stage writes only its rows), else the earliest member.
- */
-function splitPoint(g: Graph, grp: Group): number {
-  if (grp.extraOutputs.length) return grp.extraOutputs[grp.extraOutputs.length - 1]!;
-  const candidates = [...grp.members].filter((m) => m !== grp.root && !(grp.kind === 'matmul' && grp.core.includes(m))).sort((a, b) => a - b);
-  const size = (m: number) => sizeOf(g.nodes[m]!.aval.shape);
-  const reading = candidates.filter((m) => {
-    const n = g.nodes[m]!;
-    return n.kind === 'prim' && n.inputs.some((i) => !grp.members.has(i) && g.nodes[i]!.kind !== 'const');
-  });
-  return reading.sort((a, b) => size(a) - size(b) || a - b)[0] ?? candidates[0] ?? grp.root;
 }
 
 function stepOf(kernel: Kernel, args: number[]): PlanStep {

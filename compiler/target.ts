@@ -12,7 +12,7 @@ export interface Target {
   name: string;
   /** Bytes a stored bool takes. */
   boolBytes: 1 | 4;
-  /** Most buffers one kernel may bind (WebGPU: maxStorageBuffersPerShaderStage). */
+  /** Most buffers one kernel may bind (WebGPU: maxStorageBuffersPerShaderStage; CUDA: its parameter space). */
   maxArgs?: number;
   /** The dtypes it cannot store, each with the reason and what to do instead. */
   unsupported: Partial<Record<DType, string>>;

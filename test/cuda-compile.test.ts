@@ -1,7 +1,8 @@
 // The CUDA backend without a GPU: every conformance case's kernels (traced, simplified, planned exactly as jit
 // does) are rendered as CUDA C, compiled to PTX by NVRTC for compute_90 and assembled by ptxas -arch=sm_90
-// (CUDA 13's, when present). Also: the NVRTC search order, compile errors with their log, and the PTX disk cache
-// (a second process compiles nothing). Skipped, with the reason printed, where libnvrtc cannot be loaded.
+// (CUDA 13's, when present), and so is every unique kernel of the small MMDiT. Also: tw.compile's kernel paths
+// and architecture, the NVRTC search order, compile errors with their log, NVRTC on worker threads and the PTX
+// disk cache (a second process compiles nothing). Skipped, with the reason printed, where libnvrtc cannot be loaded.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,11 +16,14 @@ import type { Kernel } from '../compiler/kernel-ir/kernel.ts';
 import { renderWgsl } from '../backends/webgpu/wgsl.ts';
 import { buildPlan } from '../compiler/plan.ts';
 import { cudaModuleSource, renderCuda } from '../backends/cuda/cuda-c.ts';
-import { compileForArch, CudaError, cudaBytesPer, parseArch } from '../backends/cuda/index.ts';
-import { clearPtxMemoryCache, compileToPtx, nvrtc, nvrtcCandidates, NvrtcError, nvrtcStats } from '../backends/cuda/nvrtc.ts';
+import { CudaError, cudaBytesPer, parseArch } from '../backends/cuda/index.ts';
+import { clearPtxMemoryCache, compileAllToPtx, compileToPtx, nvrtc, nvrtcCandidates, NvrtcError, nvrtcStats } from '../backends/cuda/nvrtc.ts';
 import { type Case, cases } from './conformance/cases.ts';
 import { CUDA_HALF_CASES, cudaCases } from './conformance/cuda-cases.ts';
 import { HALF_CASES } from './conformance/harness.ts';
+import { mmditConfigs } from '../models/backbones/configs.ts';
+import { mmdit, mmditSpec } from '../models/backbones/mmdit.ts';
+import { abstractParams } from '../models/nn/params.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PTXAS = '/usr/local/cuda-13.0/bin/ptxas';
@@ -85,53 +89,73 @@ describe.skipIf(noNvrtc !== undefined)('every conformance kernel compiles (NVRTC
   }
 });
 
-describe.skipIf(noNvrtc !== undefined)('kernel paths', () => {
-  const mm = (dtype: 'f32' | 'f16' | 'bf16', n = 256) =>
-    tw.simplify(tw.traceGraph((a: tw.Tensor<'f32'>, b: tw.Tensor<'f32'>) => tw.matmul(a, b), [tw.zeros([n, n], dtype), tw.zeros([n, n], dtype)]).graph, { final: true });
+describe.skipIf(noNvrtc !== undefined)('the small MMDiT for CUDA', () => {
+  it('every unique kernel of its forward compiles (NVRTC compute_90, ptxas sm_90), as one module', () => {
+    const cfg = mmditConfigs.small;
+    const args = [abstractParams(mmditSpec(cfg)), tw.abstract([1, cfg.channels, cfg.size, cfg.size]), tw.abstract([1]), tw.abstract([1]), { tokens: tw.abstract([1, 8, cfg.textDim]), mask: tw.abstract([1, 8], 'bool') }];
+    const c = tw.compile(mmdit(cfg), args, { target: 'cuda', arch: 90, ptx: false });
+    const kernels = new Map<string, string>();
+    for (const st of c.plan.steps) {
+      const r = renderCuda(st.kernel, { arch: 90 }, st.key);
+      kernels.set(`${r.entry}.cu`, r.kernel);
+    }
+    expect([...kernels.keys()].sort()).toEqual(c.kernels.map((k) => k.file).sort()); // the kernels tw.compile writes
+    const { ptx } = compileToPtx(cudaModuleSource([...kernels.values()]), 90, 'small-mmdit.cu');
+    for (const file of kernels.keys()) expect(ptx).toContain(`.entry ${file.replace(/\.cu$/, '')}(`);
+    assemble(ptx, 90, 'small-mmdit');
+  }, 45_000);
+});
+
+describe.skipIf(noNvrtc !== undefined)('kernel paths (tw.compile for an architecture)', () => {
+  const mm = (dtype: 'f32' | 'f16' | 'bf16', n = 256, opts: Partial<tw.CompileOptions> = {}) =>
+    tw.compile((a: tw.Tensor<'f32'>, b: tw.Tensor<'f32'>) => tw.matmul(a, b), [tw.abstract([n, n], dtype), tw.abstract([n, n], dtype)], { target: 'cuda', ...opts });
 
   it('f16/bf16 matmuls use mma.sync (sm_80 and up), f32 uses SIMT tiles unless TF32 is allowed', () => {
-    expect(compileForArch(mm('f32')).kernels[0]!.path).toBe('simt');
-    expect(compileForArch(mm('f32'), { tf32: true }).kernels[0]!.path).toBe('mma-tf32');
+    expect(mm('f32').kernels[0]!.path).toBe('simt');
+    const tf32 = mm('f32', 256, { tf32: true }).kernels[0]!;
+    expect(tf32.path).toBe('mma-tf32');
+    expect(tf32.ptx).toContain('mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32');
     for (const d of ['f16', 'bf16'] as const) {
-      const r = compileForArch(mm(d));
-      expect(r.kernels[0]!.path).toBe(`mma-${d}`);
-      expect(r.ptx).toMatch(new RegExp(`mma\\.sync\\.aligned\\.m16n8k16\\.row\\.col\\.f32\\.${d}\\.${d}\\.f32`));
-      expect(r.ptx).toContain('ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16');
+      const k = mm(d).kernels[0]!;
+      expect(k.path).toBe(`mma-${d}`);
+      expect(k.ptx).toMatch(new RegExp(`mma\\.sync\\.aligned\\.m16n8k16\\.row\\.col\\.f32\\.${d}\\.${d}\\.f32`));
+      expect(k.ptx).toContain('ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16');
     }
-    expect(compileForArch(mm('f32'), { tf32: true }).ptx).toContain('mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32');
   });
 
   it('below sm_80 half matmuls fall back to SIMT tiles, and the code assembles for sm_75', () => {
-    const r = compileForArch(mm('bf16'), { arch: 'sm_75' });
-    expect(r.kernels[0]!.path).toBe('simt');
-    expect(r.ptx).not.toContain('mma.sync');
-    assemble(r.ptx, 75, 'bf16-sm75');
+    const k = mm('bf16', 256, { arch: 'sm_75' }).kernels[0]!;
+    expect(k.path).toBe('simt');
+    expect(k.ptx).not.toContain('mma.sync');
+    assemble(k.ptx!, 75, 'bf16-sm75');
   });
 
   it('elementwise kernels move 16 bytes per load and store; bool is stored as one byte', () => {
-    const g = tw.simplify(tw.traceGraph((x: tw.Tensor<'f32'>, y: tw.Tensor<'f32'>) => [tw.tanh(tw.add(x, y)), tw.gt(x, y)], [tw.zeros([4096]), tw.zeros([4096])]).graph, { final: true });
-    const r = compileForArch(g);
-    const [f, b] = r.kernels;
-    expect(f!.kernel).toContain('*reinterpret_cast<const uint4*>(a1 + (size_t)base * 4)');
-    expect(f!.kernel).toContain('*reinterpret_cast<uint4*>(a0 + (size_t)base * 4)');
-    expect(b!.kernel).toMatch(/^extern "C" __global__ void __launch_bounds__\(256\) tw_map_\w+\(unsigned char\* __restrict__ a0,/);
-    expect(r.ptx).toContain('ld.global.nc.v4');
+    const c = tw.compile((x: tw.Tensor<'f32'>, y: tw.Tensor<'f32'>) => [tw.tanh(tw.add(x, y)), tw.gt(x, y)], [tw.abstract([4096]), tw.abstract([4096])], { target: 'cuda' });
+    const [f, b] = c.kernels;
+    expect(f!.source).toContain('*reinterpret_cast<const uint4*>(a1 + (size_t)base * 4)');
+    expect(f!.source).toContain('*reinterpret_cast<uint4*>(a0 + (size_t)base * 4)');
+    expect(b!.source).toMatch(/extern "C" __global__ void __launch_bounds__\(256\) tw_map_\w+\(unsigned char\* __restrict__ a0,/);
+    expect(f!.ptx).toContain('ld.global.nc.v4');
   });
 
   it('reductions over rows combine with warp shuffles', () => {
-    const g = tw.simplify(tw.traceGraph((x: tw.Tensor<'f32'>) => tw.softmax(x), [tw.zeros([8, 1000])]).graph, { final: true });
-    const r = compileForArch(g);
-    expect(r.kernels).toHaveLength(1);
-    expect(r.ptx).toContain('shfl.sync.bfly.b32');
+    const c = tw.compile((x: tw.Tensor<'f32'>) => tw.softmax(x), [tw.abstract([8, 1000])], { target: 'cuda' });
+    expect(c.kernels).toHaveLength(1);
+    expect(c.kernels[0]!.ptx).toContain('shfl.sync.bfly.b32');
   });
 
   it('the target architecture comes from an option, else TWINFLOW_CUDA_ARCH, else sm_90', () => {
     expect([parseArch('sm_86'), parseArch('compute_90'), parseArch('80'), parseArch('9.0'), parseArch('sm_90a')]).toEqual([86, 90, 80, 90, 90]);
     expect(() => parseArch('hopper')).toThrow(/cannot read the architecture 'hopper'/);
+    expect(mm('f32', 64).summary.arch).toBe(90);
     const saved = process.env.TWINFLOW_CUDA_ARCH;
     process.env.TWINFLOW_CUDA_ARCH = 'sm_80';
     try {
-      expect(compileForArch(mm('f32', 64)).ptx).toMatch(/\.target sm_80/);
+      const c = mm('f32', 64);
+      expect(c.summary.arch).toBe(80);
+      expect(c.kernels[0]!.ptx).toMatch(/\.target sm_80/);
+      expect(mm('f32', 64, { arch: 'sm_86' }).summary.arch).toBe(86);
     } finally {
       if (saved === undefined) delete process.env.TWINFLOW_CUDA_ARCH;
       else process.env.TWINFLOW_CUDA_ARCH = saved;
@@ -139,9 +163,9 @@ describe.skipIf(noNvrtc !== undefined)('kernel paths', () => {
   });
 
   it('f64 is refused with a clear error; bf16 is refused by the WGSL renderer, not by the kernel IR', () => {
-    const g64 = tw.traceGraph((x: tw.Tensor<'f64'>) => tw.exp(x), [tw.zeros([4], 'f64')]).graph;
-    expect(() => compileForArch(g64)).toThrow(CudaError);
-    expect(() => compileForArch(g64)).toThrow("cuda: f64 is not supported (it is the cpu oracle's type); cast to f32 first");
+    const f = (x: tw.Tensor<'f64'>) => tw.exp(x);
+    expect(() => tw.compile(f, [tw.abstract([4], 'f64')], { target: 'cuda' })).toThrow(CudaError);
+    expect(() => tw.compile(f, [tw.abstract([4], 'f64')], { target: 'cuda' })).toThrow("cuda: f64 is not supported (it is the cpu oracle's type); cast to f32 first");
     const gid = variable('gid', [0, 3]);
     const k: Kernel = { kind: 'map', name: 'k0_map', size: 4, args: [{ type: 'bf16', size: 4, access: 'write' }, { type: 'bf16', size: 4, access: 'read' }], stores: [{ arg: 0, index: gid, value: binary('add', load(1, gid, 'bf16'), load(1, gid, 'bf16')) }] };
     expect(() => renderWgsl(k, { f16: true, software: false, subgroups: false })).toThrow('kernel k0_map: bf16 is not supported by WGSL (use the cuda backend, or cast to f32 or f16)');
@@ -175,6 +199,26 @@ describe.skipIf(noNvrtc !== undefined)('NVRTC', () => {
     expect(msg).toMatch(/^cuda: NVRTC \d+\.\d+ failed to compile broken\.cu \(NVRTC_ERROR_COMPILATION, options --gpu-architecture=compute_90/);
     expect(msg).toContain('identifier "undefined_name" is undefined');
     expect(msg).toContain('   2    a[0] = undefined_name;');
+  });
+
+  it('compiles many sources in parallel worker threads, through the same caches, errors included', () => {
+    const dir = path.join(tmp, 'ptx-many');
+    process.env.TWINFLOW_PTX_CACHE = dir;
+    try {
+      const stamp = Date.now();
+      const items = Array.from({ length: 4 }, (_, i) => ({ source: `extern "C" __global__ void many_${i}_${stamp}(float* a) { a[threadIdx.x] += ${i + 1}.f; }\n`, name: `many${i}.cu` }));
+      const before = nvrtcStats.compiled;
+      const r = compileAllToPtx(items, 90);
+      expect(r.map((x) => x.source)).toEqual(['compiled', 'compiled', 'compiled', 'compiled']);
+      r.forEach((x, i) => expect(x.ptx).toContain(`.entry many_${i}_${stamp}(`));
+      expect(nvrtcStats.compiled - before).toBe(4);
+      clearPtxMemoryCache();
+      expect(compileAllToPtx(items, 90).map((x) => x.source)).toEqual(['disk', 'disk', 'disk', 'disk']);
+      const broken = { source: 'extern "C" __global__ void broken(float* a) { a[0] = nope; }\n', name: 'broken.cu' };
+      expect(() => compileAllToPtx([broken, { ...items[0]!, source: `${items[0]!.source}// again\n` }], 90)).toThrow(/failed to compile broken\.cu[^]*identifier "nope" is undefined/);
+    } finally {
+      process.env.TWINFLOW_PTX_CACHE = 'off';
+    }
   });
 
   it('caches PTX on disk: a second compile, and a second process, compile nothing', () => {

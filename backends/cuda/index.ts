@@ -35,6 +35,8 @@ export interface CudaBuffer {
 export const CUDA: Target = {
   name: 'cuda',
   boolBytes: 1,
+  // kernel parameters take at most 4 KiB (before CUDA 12.1 and Volta); a kernel's parameters are 8-byte pointers
+  maxArgs: 512,
   unsupported: { f64: "f64 is not supported (it is the cpu oracle's type); cast to f32 first" },
   error: (m) => new CudaError(m),
 };
@@ -99,36 +101,6 @@ function compileKernels(
 /** Functions are cached per kernel and per option that changes its code (TF32 only affects f32 matmuls). */
 function kernelCacheKey(key: string, k: Kernel, caps: CudaCaps): string {
   return k.kind === 'matmul' && caps.tf32 ? `${key}|tf32` : key;
-}
-
-export interface CompiledForArch {
-  plan: Plan;
-  /** The module's source (every kernel of the plan) and its PTX. */
-  source: string;
-  ptx: string;
-  arch: number;
-  kernels: RenderedCuda[];
-}
-
-/**
- * Compile-only use (no GPU needed, only NVRTC): plans the graph, renders every kernel and compiles them to PTX
- * for `arch` (default: $TWINFLOW_CUDA_ARCH, else sm_90).
- */
-export function compileForArch(g: Graph, opts: { arch?: string | number; tf32?: boolean } = {}): CompiledForArch {
-  const archOpt = opts.arch ?? env.TWINFLOW_CUDA_ARCH ?? 'sm_90';
-  const arch = typeof archOpt === 'number' ? archOpt : parseArch(archOpt);
-  const caps: CudaCaps = { arch, tf32: opts.tf32 ?? false };
-  const plan = planFor(g, CUDA);
-  const kernels = plan.steps.map((s) => renderCuda(s.kernel, caps, s.key));
-  const texts = new Map(kernels.map((r) => [r.entry, r.kernel]));
-  const source = cudaModuleSource([...texts.values()]);
-  try {
-    const { ptx, arch: target } = compileToPtx(source, arch, 'twinflow_plan.cu');
-    return { plan, source, ptx, arch: target, kernels };
-  } catch (e) {
-    if (e instanceof NvrtcError) throw new CudaError(e.message);
-    throw e;
-  }
 }
 
 export class CudaBackend implements Backend {

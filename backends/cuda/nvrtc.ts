@@ -156,47 +156,121 @@ export function clearPtxMemoryCache(): void {
 
 const OPTIONS = ['-std=c++17'];
 
-/** Compiles CUDA C to PTX for compute capability `arch` (e.g. 90), through the caches. */
-export function compileToPtx(source: string, arch: number, name = 'twinflow.cu'): PtxResult {
-  const nv = nvrtc();
+/** NVRTC's options for compute capability `arch`, and the architecture they target. */
+function optionsFor(arch: number): { opts: string[]; target: number } {
   const target = targetArch(arch);
-  const opts = [`--gpu-architecture=compute_${target}`, ...OPTIONS];
+  return { opts: [`--gpu-architecture=compute_${target}`, ...OPTIONS], target };
+}
+
+function cacheKey(nv: NvrtcApi, source: string, opts: string[]): string {
   const crypto = nodeModule<typeof import('node:crypto')>('node:crypto');
-  const key = crypto.createHash('sha256').update(`${source}\0${opts.join(' ')}\0nvrtc ${nv.version.join('.')}`).digest('hex');
+  return crypto.createHash('sha256').update(`${source}\0${opts.join(' ')}\0nvrtc ${nv.version.join('.')}`).digest('hex');
+}
+
+/** PTX cached in memory or on disk under `key`. */
+function cached(key: string): { ptx: string; source: 'memory' | 'disk' } | undefined {
   const have = memory.get(key);
   if (have !== undefined) {
     nvrtcStats.memory++;
-    return { ptx: have, source: 'memory', arch: target };
+    return { ptx: have, source: 'memory' };
   }
-  const fs = nodeModule<Fs>('node:fs');
-  const path = nodeModule<Path>('node:path');
   const dir = ptxCacheDir();
-  const file = dir ? path.join(dir, `${key}.ptx`) : undefined;
-  if (file) {
-    try {
-      const ptx = fs.readFileSync(file, 'utf8');
-      memory.set(key, ptx);
-      nvrtcStats.disk++;
-      return { ptx, source: 'disk', arch: target };
-    } catch {
-      // not cached yet
-    }
+  if (!dir) return undefined;
+  try {
+    const ptx = nodeModule<Fs>('node:fs').readFileSync(nodeModule<Path>('node:path').join(dir, `${key}.ptx`), 'utf8');
+    memory.set(key, ptx);
+    nvrtcStats.disk++;
+    return { ptx, source: 'disk' };
+  } catch {
+    return undefined; // not cached yet
   }
-  const ptx = compileNow(nv, source, opts, name);
+}
+
+function store(key: string, ptx: string): void {
   nvrtcStats.compiled++;
   memory.set(key, ptx);
-  if (file && dir) {
-    try {
-      // write-then-rename: a concurrent reader sees the whole file or none
-      fs.mkdirSync(dir, { recursive: true });
-      const tmp = `${file}.${process.pid}.tmp`;
-      fs.writeFileSync(tmp, ptx);
-      fs.renameSync(tmp, file);
-    } catch {
-      // an unwritable cache only costs a recompile next time
-    }
+  const dir = ptxCacheDir();
+  if (!dir) return;
+  const fs = nodeModule<Fs>('node:fs');
+  const file = nodeModule<Path>('node:path').join(dir, `${key}.ptx`);
+  try {
+    // write-then-rename: a concurrent reader sees the whole file or none
+    fs.mkdirSync(dir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, ptx);
+    fs.renameSync(tmp, file);
+  } catch {
+    // an unwritable cache only costs a recompile next time
   }
-  return { ptx, source: 'compiled', arch: target };
+}
+
+/** Compiles CUDA C to PTX for compute capability `arch` (e.g. 90), through the caches. */
+export function compileToPtx(source: string, arch: number, name = 'twinflow.cu'): PtxResult {
+  return compileAllToPtx([{ source, name }], arch)[0]!;
+}
+
+/**
+ * Compiles sources to PTX for compute capability `arch` through the caches; what is not cached is compiled in
+ * parallel, by worker threads (one per available core) when there is more than one source to compile.
+ */
+export function compileAllToPtx(items: readonly { source: string; name: string }[], arch: number): PtxResult[] {
+  const nv = nvrtc();
+  const { opts, target } = optionsFor(arch);
+  const keys = items.map((it) => cacheKey(nv, it.source, opts));
+  const out: (PtxResult | undefined)[] = keys.map((k) => {
+    const c = cached(k);
+    return c && { ...c, arch: target };
+  });
+  const misses = out.flatMap((r, i) => (r ? [] : [i]));
+  const threads = Math.min(misses.length, nodeModule<typeof import('node:os')>('node:os').availableParallelism());
+  const fresh = threads > 1 ? compileInWorkers(misses.map((i) => items[i]!), opts, threads) : misses.map((i) => compileNow(nv, items[i]!.source, opts, items[i]!.name));
+  misses.forEach((i, k) => {
+    store(keys[i]!, fresh[k]!);
+    out[i] = { ptx: fresh[k]!, source: 'compiled', arch: target };
+  });
+  return out as PtxResult[];
+}
+
+/** NVRTC without the caches, for the worker threads (nvrtc-worker.mjs). */
+export function compileUncached(source: string, opts: string[], name: string): string {
+  return compileNow(nvrtc(), source, opts, name);
+}
+
+/**
+ * Compiles sources on `threads` worker threads, synchronously: each worker takes the next source by an atomic
+ * counter (longest first, so that the long ones do not end up last on one thread) and posts its PTX (or error)
+ * on its own port; this thread sleeps on a second counter (Atomics.wait) and reads the ports with
+ * receiveMessageOnPort, so callers stay synchronous.
+ */
+function compileInWorkers(sources: { source: string; name: string }[], opts: string[], threads: number): string[] {
+  const order = sources.map((_, i) => i).sort((a, b) => sources[b]!.source.length - sources[a]!.source.length);
+  const items = order.map((i) => sources[i]!);
+  const wt = nodeModule<typeof import('node:worker_threads')>('node:worker_threads');
+  const counters = new Int32Array(new SharedArrayBuffer(8)); // [next source, sources done]
+  const ports = Array.from({ length: threads }, () => {
+    const { port1, port2 } = new wt.MessageChannel();
+    const w = new wt.Worker(new URL('./nvrtc-worker.mjs', import.meta.url), { workerData: { items, opts, counters, port: port2 }, transferList: [port2] });
+    w.unref();
+    return port1;
+  });
+  const ptx: string[] = [];
+  let got = 0;
+  const errors: string[] = [];
+  while (got < items.length) {
+    const seen = Atomics.load(counters, 1);
+    for (const port of ports) {
+      for (let m = wt.receiveMessageOnPort(port); m; m = wt.receiveMessageOnPort(port)) {
+        const r = m.message as { i: number; ptx?: string; error?: string };
+        if (r.error !== undefined) errors.push(r.error);
+        else ptx[order[r.i]!] = r.ptx!;
+        got++;
+      }
+    }
+    if (got < items.length && Atomics.wait(counters, 1, seen, 600_000) === 'timed-out') throw new NvrtcError('cuda: NVRTC worker threads made no progress in 10 minutes');
+  }
+  for (const port of ports) port.close();
+  if (errors.length) throw new NvrtcError(errors[0]!);
+  return ptx;
 }
 
 function compileNow(nv: NvrtcApi, source: string, opts: string[], name: string): string {

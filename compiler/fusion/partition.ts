@@ -14,7 +14,14 @@
 // Because every non-root member has all its consumers inside its group, groups form a DAG.
 // A reshape that would have to be materialized on its own is an alias of its input's buffer instead.
 // A cheap elementwise node (a few ops over materialized values or constants) that several groups need is
-// inlined: recomputed in each of them rather than written and read back.
+// inlined: recomputed in each of them rather than written and read back (but never recomputed by another
+// inlined node, so chains of them stay as short as one block's, whatever the depth).
+// Under a buffer limit (WebGPU's storage buffers per shader stage, CUDA's parameter space), a group that binds
+// more (its outputs and the distinct buffers behind what it reads) is partitioned again on its own, members
+// consumers-first: a member joins its consumers' subgroup only if that subgroup then binds at most the limit,
+// counting each member not yet placed as a buffer of its own; otherwise it roots a subgroup, which adds no
+// buffer to any other. An inlined node that alone brings a member too many buffers is materialized, and groups
+// that read it are checked again. Groups within the limit stay as they are: the work is linear in the graph.
 
 import type { Graph, Node, PrimNode } from '../../dsl/graph.ts';
 import { shapeEq, sizeOf, type Shape } from '../../dsl/shape.ts';
@@ -47,6 +54,18 @@ export interface Partition {
   aliasOf: Map<number, number>;
 }
 
+/** A kernel that would bind more buffers than the target allows however the graph is split (one primitive reads too many). */
+export class TooManyBuffers extends Error {
+  constructor(readonly prim: string, readonly buffers: number, readonly limit: number) {
+    super(`a kernel for ${prim} binds ${buffers} buffers (its inputs and outputs), over the limit of ${limit}`);
+  }
+}
+
+/** The value of a size-1 constant known on the host: kernels read it as a literal, never from a buffer. */
+export function hostScalar(n: Node): number | undefined {
+  return n.kind === 'const' && sizeOf(n.aval.shape) === 1 ? n.value.peekScalar() : undefined;
+}
+
 /** Most primitive applications an inlined node may cost, counting its inlined producers. */
 const INLINE_COST = 8;
 
@@ -59,21 +78,28 @@ function reduceAxes(n: PrimNode): number[] {
 }
 const GROUP_OF_ROLE: Record<FusionRole, GroupKind> = { elementwise: 'map', movement: 'map', opaque: 'map', reduce: 'reduce', dot: 'matmul', scatter: 'scatter', sort: 'sort', attention: 'attention' };
 
-/** `forcedRoots`: nodes that must be materialized (the planner splits a group that binds too many buffers). */
-export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()): Partition {
+/** `maxArgs`: most buffers (inputs and outputs) one kernel may bind. */
+export function partition(g: Graph, maxArgs = Infinity): Partition {
   const consumers: number[][] = g.nodes.map(() => []);
   for (const n of g.nodes) if (n.kind === 'prim') for (const i of n.inputs) consumers[i]!.push(n.id);
   const isOutput = new Set(g.outputs);
   const groupOf = new Int32Array(g.nodes.length).fill(-1);
-  // cost of recomputing each node from materialized values (producers first); Infinity: never inlined
+  // cost of recomputing each node from materialized values (producers first); Infinity: never inlined.
+  // An inlined node never recomputes a cheap value that other groups read too (a shared one): that one is
+  // materialized (see the loop below). Else chains of them (a residual stream, x + f(x) block after block) would
+  // be recomputed up to INLINE_COST deep, and each block's kernels would depend on its depth. Single elements and
+  // values computed from host scalars alone are recomputed anywhere (a step count's bias corrections).
   const cost = new Float64Array(g.nodes.length);
+  const fromScalars = new Uint8Array(g.nodes.length);
+  const shared = (i: number) => g.nodes[i]!.kind === 'prim' && consumers[i]!.length > 1 && !fromScalars[i] && sizeOf(g.nodes[i]!.aval.shape) > 1;
   for (const n of g.nodes) {
     if (n.kind !== 'prim') continue;
-    cost[n.id] = !inlinable(n) || forcedRoots.has(n.id) ? Infinity : 1 + n.inputs.reduce((c, i) => c + (cost[i]! <= INLINE_COST ? cost[i]! : 0), 0);
+    cost[n.id] = !inlinable(n) ? Infinity : 1 + n.inputs.reduce((c, i) => c + (cost[i]! <= INLINE_COST && !shared(i) ? cost[i]! : 0), 0);
+    fromScalars[n.id] = Number(inlinable(n) && n.inputs.every((i) => fromScalars[i] || hostScalar(g.nodes[i]!) !== undefined));
   }
   const inlined = new Set<number>();
   const aliasOf = new Map<number, number>();
-  const groups: Group[] = [];
+  let groups: Group[] = [];
   const shapeOf = (id: number) => g.nodes[id]!.aval.shape;
 
   const canJoin = (n: PrimNode, grp: Group): boolean => {
@@ -153,21 +179,22 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
     } else if (grp.kind === 'matmul' && feedsDot(n, grp)) grp.prologue.add(n.id);
   };
 
-  const start = (n: PrimNode) => {
+  const open = (n: PrimNode, id: number): Group => {
     const kind = GROUP_OF_ROLE[role(n)];
-    const grp: Group = { id: groups.length, kind, root: n.id, members: new Set([n.id]), core: [], prologue: new Set(), extraOutputs: [] };
+    const grp: Group = { id, kind, root: n.id, members: new Set([n.id]), core: [], prologue: new Set(), extraOutputs: [] };
     if (kind === 'reduce') grp.signature = { shape: shapeOf(n.inputs[0]!), axes: reduceAxes(n) };
     if (kind === 'reduce' || kind === 'matmul') grp.core.push(n.id);
-    groups.push(grp);
-    groupOf[n.id] = grp.id;
+    groupOf[n.id] = id;
+    return grp;
   };
+  const start = (n: PrimNode) => groups.push(open(n, groups.length));
 
   for (let k = g.nodes.length - 1; k >= 0; k--) {
     const n = g.nodes[k]! as Node;
     if (n.kind !== 'prim') continue;
     const cs = consumers[n.id]!;
     const readByInlined = cs.some((c) => inlined.has(c));
-    const external = forcedRoots.has(n.id) || cs.some((c) => groupOf[c]! < 0 && !inlined.has(c));
+    const external = cs.some((c) => groupOf[c]! < 0 && !inlined.has(c));
     const target = new Set(cs.map((c) => groupOf[c]!));
     const grp = !external && !readByInlined && target.size === 1 ? groups[[...target][0]!] : undefined;
     // a graph output may still join its consumers' group, and be stored there too, if it has the
@@ -178,13 +205,101 @@ export function partition(g: Graph, forcedRoots: ReadonlySet<number> = new Set()
       if (isOutput.has(n.id)) grp.extraOutputs.push(n.id);
     }
     // a node read by an alias must have a buffer for the alias to view, and a sort loads its input from a
-    // buffer, so neither reads an inlined node
-    else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0 && !cs.some((c) => aliasOf.has(c) || readsBuffers(c))) inlined.add(n.id);
+    // buffer, so neither reads an inlined node; nor does an inlined node recompute a shared one
+    else if (!isOutput.has(n.id) && cost[n.id]! <= INLINE_COST && cs.length > 0 && !cs.some((c) => aliasOf.has(c) || readsBuffers(c)) && !(readByInlined && shared(n.id))) inlined.add(n.id);
     else if (n.prim === 'reshape' && !isOutput.has(n.id)) aliasOf.set(n.id, n.inputs[0]!);
     else start(n);
   }
-  // Groups were created consumers-first; launch them producers-first.
-  groups.reverse().forEach((grp, i) => {
+
+  /** The materialized values behind node `id` as a kernel reads it (a sort loads even a size-1 constant). */
+  const leaves = (id: number, out: Set<number>, sort: boolean, free?: ReadonlySet<number>) => {
+    if (inlined.has(id)) for (const i of (g.nodes[id] as PrimNode).inputs) leaves(i, out, sort, free);
+    else if (aliasOf.has(id)) leaves(aliasOf.get(id)!, out, sort, free);
+    else if (!free?.has(id) && (sort || hostScalar(g.nodes[id]!) === undefined)) out.add(id);
+  };
+  /** Buffers a group binds when it reads `reads`: its outputs (a sort's ranks too) and the values behind them. */
+  const binds = (grp: Pick<Group, 'kind' | 'extraOutputs'>, reads: Iterable<number>, extraOutput = 0, free?: ReadonlySet<number>) => {
+    const bufs = new Set<number>();
+    for (const r of reads) leaves(r, bufs, grp.kind === 'sort', free);
+    return bufs.size + 1 + grp.extraOutputs.length + extraOutput + (grp.kind === 'sort' ? 1 : 0);
+  };
+  /** What a set of members reads from outside it. */
+  const readsOf = (members: ReadonlySet<number>) => {
+    const rs = new Set<number>();
+    for (const m of members) for (const i of (g.nodes[m] as PrimNode).inputs) if (!members.has(i)) rs.add(i);
+    return rs;
+  };
+  let nextId = groups.length;
+  /**
+   * Makes node `n` fit a kernel of its own: while it would bind too many buffers, its inlined input with the
+   * most values behind it is materialized instead (a group of its own, in `made`, made to fit the same way).
+   */
+  const fitAlone = (n: PrimNode, made: Group[]) => {
+    const leafCount = (i: number) => {
+      const s = new Set<number>();
+      leaves(i, s, false);
+      return s.size;
+    };
+    for (;;) {
+      const fits = binds({ kind: GROUP_OF_ROLE[role(n)], extraOutputs: [] }, n.inputs) <= maxArgs;
+      const widest = n.inputs.filter((i) => inlined.has(i)).sort((a, b) => leafCount(b) - leafCount(a))[0];
+      if (fits || widest === undefined) return;
+      inlined.delete(widest);
+      made.push(open(g.nodes[widest] as PrimNode, nextId++));
+      fitAlone(g.nodes[widest] as PrimNode, made);
+    }
+  };
+  /** Partitions an oversized group's members again, each subgroup within the limit (see the header). */
+  const split = (big: Group, made: Group[]): Group[] => {
+    const members = [...big.members].sort((a, b) => b - a); // consumers first
+    for (const id of members) fitAlone(g.nodes[id] as PrimNode, made);
+    // members computed by cheap ops from host scalars alone (broadcast constants) bind nothing: each joins its
+    // consumers' subgroup or else is inlined
+    const free = new Set<number>();
+    for (const id of [...members].reverse()) {
+      const n = g.nodes[id] as PrimNode;
+      if (id !== big.root && !isOutput.has(id) && cost[id]! <= INLINE_COST && n.inputs.every((i) => free.has(i) || hostScalar(g.nodes[i]!) !== undefined)) free.add(id);
+    }
+    const subs = new Map<number, Group>();
+    const reads = new Map<Group, Set<number>>();
+    for (const id of members) {
+      const n = g.nodes[id] as PrimNode;
+      const target = new Set(consumers[id]!.map((c) => groupOf[c]!));
+      const sub = id !== big.root && target.size === 1 ? subs.get([...target][0]!) : undefined;
+      if (sub && canJoin(n, sub) && (!isOutput.has(id) || canStore(n, sub))) {
+        const rs = new Set(reads.get(sub));
+        rs.delete(id);
+        for (const i of n.inputs) rs.add(i);
+        if (binds(sub, rs, isOutput.has(id) ? 1 : 0, free) <= maxArgs) {
+          join(n, sub);
+          if (isOutput.has(id)) sub.extraOutputs.push(id);
+          reads.set(sub, rs);
+          continue;
+        }
+      }
+      if (free.has(id)) {
+        groupOf[id] = -1;
+        inlined.add(id);
+        continue;
+      }
+      const own = open(n, nextId++);
+      subs.set(own.id, own);
+      reads.set(own, new Set(n.inputs));
+      const need = binds(own, n.inputs, 0, free);
+      if (need > maxArgs) throw new TooManyBuffers(n.prim, need, maxArgs);
+    }
+    return [...subs.values()];
+  };
+  // materializing an inlined node can add a buffer to another group that read it: check again until none is made
+  while (maxArgs < Infinity) {
+    const made: Group[] = [];
+    groups = groups.flatMap((grp) => (binds(grp, readsOf(grp.members)) > maxArgs ? split(grp, made) : [grp]));
+    if (!made.length) break;
+    groups.push(...made);
+  }
+  // Launch producers first: a group's root follows every node it reads, so root order is a topological order
+  // (the order of creation, consumers-first, reversed).
+  groups.sort((a, b) => a.root - b.root).forEach((grp, i) => {
     grp.id = i;
     for (const m of grp.members) groupOf[m] = i;
   });

@@ -177,7 +177,7 @@ export function addCompileCommand(cli: Command): void {
     .option('--remat', 'train-lora: recompute each block\'s internals in the backward (tw.checkpoint)')
     .option('--rank <n>', 'train-lora: LoRA rank', positiveInt, 64)
     .option('--layers <n>', "blocks (default: the config's)", positiveInt)
-    .option('--arch <sm>', 'cuda: compute capability, e.g. sm_90', 'sm_90')
+    .option('--arch <sm>', 'cuda: compute capability, e.g. sm_90 (default: $TWINFLOW_CUDA_ARCH, else sm_90)')
     .option('--no-ptx', 'cuda: skip NVRTC (sources only)')
     .requiredOption('--out <dir>', 'output directory')
     .action(async (o) => {
