@@ -16,7 +16,8 @@ import vm from 'node:vm';
 import * as tw from '../index.ts';
 import { cudaInstance } from '../backends/cuda/index.ts';
 import { type Precision, withPrecision } from '../models/twinflow/precision.ts';
-import { freshGuard, termNames, trainStep, zeroSums } from '../models/twinflow/train-step.ts';
+import { termNames, twinflowObjective } from '../models/objectives/twinflow.ts';
+import { freshGuard, trainStep, zeroSums } from '../models/twinflow/train-step.ts';
 import { type StepModel, stepSetup } from './twinflow-step.ts';
 
 v8.setFlagsFromString('--expose-gc');
@@ -210,7 +211,7 @@ export async function runCudaBench(opts: { only?: string[]; log?: (s: string) =>
     await row({ name: stepRowName(precision, stepSize), shape: `${stepSize.model}, B${stepSize.batch}, ${precision}`, metric: 'steps/s', work: 1 }, async () => {
       const s = stepSetup({ model: stepSize.model, batch: stepSize.batch });
       const names = termNames(s.cfg, stepSize.batch);
-      const step = trainStep(withPrecision(s.net, precision), s.opt, s.cfg, names);
+      const step = trainStep(withPrecision(s.net, precision), s.opt, twinflowObjective(s.cfg), names);
       const batch = s.batch(0);
       let st = { state: s.state, sums: zeroSums(names), guard: freshGuard(0, names) };
       let i = 0;

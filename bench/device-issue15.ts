@@ -34,9 +34,9 @@ import { evaluate, type MetricRow, metricsTable } from '../scripts/cli/eval.ts';
 import { latestCheckpointOf, type RunConfig, runPaths } from '../scripts/cli/runs.ts';
 import { samplePlot } from '../scripts/cli/sample.ts';
 import { train } from '../scripts/cli/train.ts';
-import { drawStep } from '../models/twinflow/draws.ts';
 import { withPrecision } from '../models/twinflow/precision.ts';
 import { trainUpdate } from '../models/twinflow/train-step.ts';
+import { twinflowObjective } from '../models/objectives/twinflow.ts';
 import { type BenchRow, markdownTable, runCudaBench, runTorchPeer, SIZES } from './cuda.ts';
 import { stepSetup } from './twinflow-step.ts';
 import { args, elapsed, fail, finish, opt, say } from './device-report.ts';
@@ -159,7 +159,7 @@ async function compileStep(): Promise<void> {
   for (const p of ['f32', 'bf16'] as const) {
     const s = stepSetup({ model: size.model, batch: size.batch });
     const c = tw.compile((st: typeof s.state, batch: ReturnType<typeof s.batch>, key: tw.random.Key) => {
-      const r = trainUpdate(withPrecision(s.net, p), s.opt, s.cfg, st, batch, drawStep(key, batch.x.shape, s.cfg));
+      const r = trainUpdate(withPrecision(s.net, p), s.opt, twinflowObjective(s.cfg), st, batch, key);
       return { state: r.state, loss: r.loss };
     }, [s.state, s.batch(0), tw.random.key(0)], { target: 'cuda', ptx: true });
     const sec = Object.entries(c.summary.seconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ');

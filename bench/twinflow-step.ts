@@ -15,7 +15,7 @@ import { MNIST_SIDE } from '../models/data/mnist-format.ts';
 import { initParams } from '../models/nn/params.ts';
 import { mmditFor, modelFor, objectiveConfig, type Prompts } from '../models/registry.ts';
 import type { Draws } from '../models/twinflow/draws.ts';
-import type { Batch } from '../models/objectives/twinflow.ts';
+import type { Batch } from '../models/objectives/objective.ts';
 import { EMA_DECAY, optimizerFor, type StepState } from '../models/twinflow/train-step.ts';
 
 export type StepModel = 'mmdit-tiny' | 'mmdit-small';

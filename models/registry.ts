@@ -13,8 +13,12 @@ import { MNIST_CLASSES, MNIST_SIDE } from './data/mnist-format.ts';
 import { checkLoraRank, type LoraConfig } from './nn/lora.ts';
 import { frozen, type SpecTree } from './nn/params.ts';
 import { flowMatching } from './objectives/flow-matching.ts';
+import { meanflow, meanflowObjective } from './objectives/meanflow.ts';
+import type { Objective } from './objectives/objective.ts';
 import { rcgm } from './objectives/rcgm.ts';
-import { lambdaSlices, sliceRows, twinflow, type TwinFlowConfig } from './twinflow/config.ts';
+import { shortcut, shortcutObjective } from './objectives/shortcut.ts';
+import { twinflowObjective } from './objectives/twinflow.ts';
+import { lambdaSlices, twinflow, type TwinFlowConfig } from './twinflow/config.ts';
 import type { Schedule } from './twinflow/samplers.ts';
 
 /** What of a run's configuration decides its model (the CLI's RunConfig has these fields and more). */
@@ -23,7 +27,7 @@ export interface RunSpec {
   data: string;
   /** 'mlp', 'mmdit-tiny' or 'mmdit-small'. */
   model: string;
-  /** 'twinflow', 'rcgm' or 'fm'. */
+  /** One of OBJECTIVES. */
   objective: string;
   /** TwinFlow's balance λ (twinflow only). */
   lambda?: number;
@@ -170,25 +174,50 @@ function mnistMmdit(model: 'mmdit-tiny' | 'mmdit-small'): Model {
   };
 }
 
-/** The objective preset of a run (CFG-enhanced targets for the conditional MNIST models), checked against the batch size. */
+/** The TwinFlow config of a twinflow, rcgm or fm run, with CFG-enhanced targets for the conditional MNIST models. */
 export function objectiveConfig(run: RunSpec): TwinFlowConfig {
-  if (!['twinflow', 'rcgm', 'fm'].includes(run.objective)) throw new RunConfigError(`objective ${JSON.stringify(run.objective)} is not one of twinflow, rcgm, fm`);
+  if (!['twinflow', 'rcgm', 'fm'].includes(run.objective)) throw new RunConfigError(`objective ${JSON.stringify(run.objective)} is not one of TwinFlow's configurations (twinflow, rcgm, fm)`);
   const base = run.objective === 'fm' ? flowMatching : run.objective === 'rcgm' ? rcgm : { ...twinflow, slices: lambdaSlices(run.lambda ?? 0.5) };
-  const cfg = run.data === 'mnist' && run.objective !== 'fm' ? { ...base, cfgRatio: 0.5 } : base;
-  try {
-    sliceRows(run.batch, cfg.slices);
-  } catch (e) {
-    throw new RunConfigError(`batch ${run.batch}: ${(e as Error).message.replace(/^sliceRows: /, '')}`);
-  }
-  return cfg;
+  return run.data === 'mnist' && run.objective !== 'fm' ? { ...base, cfgRatio: 0.5 } : base;
 }
+
+/** The objectives a run can train with (fm: flow matching). */
+export const OBJECTIVES = ['twinflow', 'rcgm', 'fm', 'meanflow', 'shortcut'] as const;
+
+/**
+ * The objective of a run (TwinFlow's presets with CFG-enhanced targets for the conditional MNIST models),
+ * checked against the batch size: the batch must hold a row of each of its parts.
+ */
+export function objectiveFor(run: RunSpec): Objective {
+  const twin = () => twinflowObjective(objectiveConfig(run));
+  const make: Record<(typeof OBJECTIVES)[number], () => Objective> = {
+    twinflow: twin,
+    rcgm: twin,
+    fm: twin,
+    meanflow: () => meanflowObjective(meanflow),
+    shortcut: () => shortcutObjective(shortcut),
+  };
+  if (!(OBJECTIVES as readonly string[]).includes(run.objective)) throw new RunConfigError(`objective ${JSON.stringify(run.objective)} is not one of ${OBJECTIVES.join(', ')}`);
+  const objective = make[run.objective as (typeof OBJECTIVES)[number]]();
+  try {
+    objective.terms(run.batch);
+  } catch (e) {
+    throw new RunConfigError(`batch ${run.batch}: ${(e as Error).message.replace(/^\w+: /, '')}`);
+  }
+  return objective;
+}
+
+export type SamplerKind = 'few' | 'any' | 'multi';
 
 /**
  * How to sample with `nfe` network evaluations: flow matching runs Euler steps on the instantaneous velocity
- * over a uniform grid; TwinFlow and RCGM use the few-step sampler (the presets for 1, 2 and 4 NFE).
+ * over a uniform grid; TwinFlow and RCGM use the few-step sampler (the presets for 1, 2 and 4 NFE); MeanFlow
+ * and shortcut models step with the average velocity to the next time of a uniform grid (x_r = x_t − (t − r)·u,
+ * step size d = 1/nfe).
  */
-export function samplerFor(run: RunSpec, nfe: number): { schedule: Schedule; kind: 'few' | 'multi' } {
+export function samplerFor(run: RunSpec, nfe: number): { schedule: Schedule; kind: SamplerKind } {
   const uniform = { grid: Array.from({ length: nfe + 1 }, (_, i) => 1 - i / nfe) };
   if (run.objective === 'fm') return { schedule: uniform, kind: 'multi' };
+  if (run.objective === 'meanflow' || run.objective === 'shortcut') return { schedule: uniform, kind: 'any' };
   return { schedule: nfe === 1 || nfe === 2 || nfe === 4 ? { nfe } : uniform, kind: 'few' };
 }

@@ -1,7 +1,7 @@
 // `npm run experiments`: the results table of the README, regenerated from scratch (or from the checkpoints
-// already under runs/experiments/, which it resumes). Same backbone, steps and seeds for three objectives —
-// flow matching (1 and 50 Euler steps), RCGM and TwinFlow (1, 2, 4 NFE) — on the 2-D checkerboard and 8
-// gaussians, a λ sweep for TwinFlow at 1 NFE, and MNIST (mmdit-small on cuda, mmdit-tiny elsewhere, on its own
+// already under runs/experiments/, which it resumes). Same backbone, steps and seeds for five objectives —
+// flow matching (1 and 50 Euler steps), RCGM, TwinFlow, MeanFlow and shortcut models (1, 2, 4 NFE) — on the 2-D
+// checkerboard and 8 gaussians (--objectives a,b: only those, their rows merged into the README's table), a λ sweep for TwinFlow at 1 NFE, and MNIST (mmdit-small on cuda, mmdit-tiny elsewhere, on its own
 // backend) when it fits: otherwise one measured step gives the time it would need. Writes runs/experiments/results.json and
 // the README section between the experiments markers; `--help` lists the scale flags.
 
@@ -27,6 +27,7 @@ const o = new Command('experiments')
   .option('--batch <n>', '2-D batch size', Number, 64)
   .option('--hidden <n>', 'MLP width (depth 3)', Number, 64)
   .option('--lr <x>', 'AdamW learning rate (2-D)', Number, 3e-3)
+  .option('--objectives <list>', 'objectives of the 2-D rows; a subset trains only those and merges their rows into the README table', list, ['fm', 'rcgm', 'twinflow', 'meanflow', 'shortcut'])
   .option('--seeds <list>', 'seeds; rows show the mean (± sd over seeds)', nums, [0, 1])
   .option('--samples <n>', 'samples per 2-D metric', Number, 4096)
   .option('--lambda-data <name>', 'data set of the λ sweep', '2d:checkerboard')
@@ -43,10 +44,19 @@ const o = new Command('experiments')
   .parse(process.argv)
   .opts();
 
-const OBJECTIVES: ObjectiveName[] = ['fm', 'rcgm', 'twinflow'];
-const NFES: Record<ObjectiveName, number[]> = { fm: [1, 50], rcgm: [1, 2, 4], twinflow: [1, 2, 4] };
-const LABEL: Record<ObjectiveName, string> = { fm: 'flow matching', rcgm: 'RCGM', twinflow: 'TwinFlow' };
+const OBJECTIVES: ObjectiveName[] = ['fm', 'rcgm', 'twinflow', 'meanflow', 'shortcut'];
+const NFES: Record<ObjectiveName, number[]> = { fm: [1, 50], rcgm: [1, 2, 4], twinflow: [1, 2, 4], meanflow: [1, 2, 4], shortcut: [1, 2, 4] };
+const LABEL: Record<ObjectiveName, string> = { fm: 'flow matching', rcgm: 'RCGM', twinflow: 'TwinFlow', meanflow: 'MeanFlow', shortcut: 'shortcut' };
 const fraction = (s: string) => s.split('/').map(Number).reduce((a, b) => a / b);
+const objectives = o.objectives as ObjectiveName[];
+const unknown = objectives.filter((k) => !OBJECTIVES.includes(k));
+if (unknown.length || !objectives.length) {
+  process.stderr.write(`--objectives ${objectives.join(',')}: ${unknown.length ? `${unknown.join(', ')} is not` : 'give at least one of'} ${OBJECTIVES.join(', ')}\n`);
+  process.exit(2);
+}
+/** Only some objectives: their 2-D rows replace theirs in the README table; the λ sweep and MNIST are not run. */
+const partial = OBJECTIVES.some((k) => !objectives.includes(k));
+const README = 'README.md', BEGIN = '<!-- experiments:begin -->', END = '<!-- experiments:end -->';
 const log = (l: string) => process.stderr.write(`${l}\n`);
 
 const t0 = performance.now();
@@ -144,17 +154,32 @@ async function picture(run: string, data: string, seed: number): Promise<void> {
 }
 const results: { toy: Row[]; lambda: Row[]; lora: Row[]; mnist: Row[] | { notRun: string }; timing: Record<string, number> } = { toy: [], lambda: [], lora: [], mnist: [], timing: {} };
 
-// 2-D: three objectives on each data set, one data row each
+// Table cells: mean (± sd over seeds)
+const f = (r: Row, k: keyof MetricRow, digits: number) => {
+  const v = r[k] as number | undefined;
+  if (v === undefined) return '';
+  const sd = r.sd?.[k];
+  return sd === undefined ? v.toFixed(digits) : `${v.toFixed(digits)} ± ${sd.toFixed(digits)}`;
+};
+const modes = (r: Row) => (r.modes === undefined ? '' : `${Number(r.modes.toFixed(1))}/${r.modesTotal}`);
+const toyTable = (rows: Row[], first: string) => [
+  `| ${first} | objective | sampler | sliced W2 | energy distance | modes covered | in modes |`, '| --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map((r) => `| ${slug(r.data)} | ${r.objective} | ${r.sampler} | ${f(r, 'slicedW2', 4)} | ${f(r, 'energy', 4)} | ${modes(r)} | ${f(r, 'precision', 3)} |`),
+].join('\n');
+
+// 2-D: every objective on each data set, one data row each
 for (const data of o.data as DataSet[]) {
-  for (const objective of OBJECTIVES) {
+  for (const objective of objectives) {
     const base = { data, model: 'mlp' as const, objective, ...(objective === 'twinflow' ? { lambda: 0.5 } : {}), hidden: o.hidden, steps: o.steps, batch: o.batch, lr: o.lr };
     const { rows, secPerStep } = await experiment(base, `${slug(data)}-${objective}`, NFES[objective], o.samples);
-    if (objective === OBJECTIVES[0]) results.toy.push({ ...rows[0]!, objective: 'data' });
+    if (objective === objectives[0]) results.toy.push({ ...rows[0]!, objective: 'data' });
     results.toy.push(...rows.slice(1));
     if (objective === 'twinflow') await picture(`${slug(data)}-twinflow`, slug(data), (o.seeds as number[])[0]!);
     results.timing[`${data} ${objective} s/step`] = secPerStep.filter(Number.isFinite).reduce((a, b, _, v) => a + b / v.length, 0);
   }
 }
+
+if (partial) await mergeRows();
 
 // Flow matching → TwinFlow with LoRA (the paper's route for Qwen-Image): each seed's flow-matching run above,
 // frozen, with rank-r adapters on its hidden and output layers trained by TwinFlow; beside TwinFlow from scratch
@@ -208,17 +233,6 @@ if (o.mnist === 'run' || (o.mnist === 'auto' && mnistChoice.name === 'cuda')) {
 } else results.mnist = { notRun: 'not run (--mnist skip)' };
 
 // ---- report ----
-const f = (r: Row, k: keyof MetricRow, digits: number) => {
-  const v = r[k] as number | undefined;
-  if (v === undefined) return '';
-  const sd = r.sd?.[k];
-  return sd === undefined ? v.toFixed(digits) : `${v.toFixed(digits)} ± ${sd.toFixed(digits)}`;
-};
-const modes = (r: Row) => (r.modes === undefined ? '' : `${Number(r.modes.toFixed(1))}/${r.modesTotal}`);
-const toyTable = (rows: Row[], first: string) => [
-  `| ${first} | objective | sampler | sliced W2 | energy distance | modes covered | in modes |`, '| --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map((r) => `| ${slug(r.data)} | ${r.objective} | ${r.sampler} | ${f(r, 'slicedW2', 4)} | ${f(r, 'energy', 4)} | ${modes(r)} | ${f(r, 'precision', 3)} |`),
-].join('\n');
 const find = (rows: Row[], data: string, objective: string, nfe: number) => rows.find((r) => r.data === data && r.objective === objective && r.nfe === nfe);
 
 const goals: string[] = [];
@@ -246,7 +260,7 @@ const section = [
     `${runs.reused ? ` (${runs.reused} of ${runs.reused + runs.trained} runs trained earlier, by a previous invocation or \`twinflow train\` with the same settings; scores are kept in each run's eval.json)` : ''}. 2-D scale: MLP width ${o.hidden}, depth 3; ` +
     `${o.steps} steps of batch ${o.batch}, AdamW lr ${o.lr}, β (0.9, 0.99), gradient clip 1, EMA 0.99 (samples from the EMA); seed(s) ${seeds}; ` +
     `${o.samples} samples per metric against ${o.samples} held-out points. TwinFlow uses λ = 1/2 (1:1:1:1). Few-step sampling with stochasticity 1; ` +
-    `flow matching samples with Euler steps. "modes covered": 8-gaussian modes, or checkerboard cells, holding ≥ 5% of the samples; ` +
+    `flow matching samples with Euler steps, MeanFlow and shortcut with the any-step sampler (x ← x − (t − r)·F(x, t, r), step 1/NFE). "modes covered": 8-gaussian modes, or checkerboard cells, holding ≥ 5% of the samples; ` +
     `"in modes": share of samples within 3σ of a mode or inside a filled cell. The data row scores a second held-out sample: the noise floor.`,
   '',
   toyTable(results.toy, 'data'),
@@ -273,7 +287,6 @@ const section = [
 ].join('\n');
 
 await writeJsonAtomic(path.join(o.out, 'results.json'), { options: o, backend: { ...choice, device }, mnistBackend: { ...mnistChoice, device: mnistDevice }, minutes, runs, ...results });
-const README = 'README.md', BEGIN = '<!-- experiments:begin -->', END = '<!-- experiments:end -->';
 const readme = await readFile(README, 'utf8');
 const at = [readme.indexOf(BEGIN), readme.indexOf(END)];
 const updated = at[0]! >= 0 && at[1]! > at[0]! ? `${readme.slice(0, at[0]! + BEGIN.length)}\n${section}\n${readme.slice(at[1]!)}` : `${readme.trimEnd()}\n\n## Results\n\n${BEGIN}\n${section}\n${END}\n`;
@@ -281,3 +294,40 @@ await writeFile(README, updated);
 console.log(section);
 console.log(`\nwritten: ${README} (between the experiments markers), ${path.join(o.out, 'results.json')}`);
 process.exit(0);
+
+/**
+ * --objectives with a subset: their rows (not the data rows, which the table has) replace any rows of theirs in
+ * the README's 2-D table, after the other rows of the same data set, with a note saying how they were measured.
+ */
+async function mergeRows(): Promise<never> {
+  const readme = await readFile(README, 'utf8');
+  const [begin, end] = [readme.indexOf(BEGIN), readme.indexOf(END)];
+  if (!(begin >= 0 && end > begin)) {
+    process.stderr.write(`--objectives ${objectives.join(',')}: ${README} has no experiments table to merge rows into; run all objectives once\n`);
+    process.exit(2);
+  }
+  const lines = readme.slice(begin, end).split('\n');
+  const header = lines.findIndex((l) => l.startsWith('| data | objective | sampler |'));
+  let stop = header + 2;
+  while (lines[stop]?.startsWith('| ')) stop++;
+  const cell = (l: string, i: number) => l.split('|')[i]!.trim();
+  const labels = objectives.map((k) => LABEL[k]);
+  const kept = lines.slice(header + 2, stop).filter((l) => !labels.includes(cell(l, 2)));
+  const fresh = toyTable(results.toy.filter((r) => r.objective !== 'data'), 'data').split('\n').slice(2);
+  const sets = [...new Set([...kept, ...fresh].map((l) => cell(l, 1)))];
+  const rows = sets.flatMap((d) => [...kept.filter((l) => cell(l, 1) === d), ...fresh.filter((l) => cell(l, 1) === d)]);
+  const note = `Rows of ${labels.join(' and ')}: measured by \`npm run experiments -- ${process.argv.slice(2).join(' ')}\` on ${choice.name} (${device}) in ${((performance.now() - t0) / 60000).toFixed(0)} minutes` +
+    `${runs.reused ? ` (${runs.reused} of ${runs.reused + runs.trained} runs trained earlier with the same settings, by \`twinflow train\` or a previous invocation; scores kept in each run's eval.json)` : ''}, ` +
+    `with the 2-D settings above (${o.steps} steps of batch ${o.batch}, lr ${o.lr}, seed(s) ${(o.seeds as number[]).join(', ')}); the other rows are from the invocation above. ` +
+    `${labels.join(' and ')} sample with the any-step sampler: x ← x − (t − r)·F(x, t, r) on a uniform grid (step d = 1/NFE).`;
+  const after = lines.slice(stop);
+  // a previous merge's note goes when this one covers all its rows
+  const covered = (l: string) => /^Rows of (.+?): measured/.exec(l)?.[1]!.split(' and ').every((x) => labels.includes(x)) ?? false;
+  while (covered(after[1] ?? '')) after.splice(0, 2);
+  const merged = [...lines.slice(0, header + 2), ...rows, '', note, ...after].join('\n');
+  await writeFile(README, readme.slice(0, begin) + merged + readme.slice(end));
+  console.log([...lines.slice(header, header + 2), ...rows, '', note].join('\n'));
+  console.log(`\nmerged into ${README} (between the experiments markers)`);
+  process.exit(0);
+}
+

@@ -26,6 +26,8 @@ describe('user errors: one line on stderr, exit code 2', () => {
     ['a bad number', ['train', '--data', '2d:8gauss', '--steps', '-3', '--out', 'x'], /--steps.*positive integer/],
     ['a model that does not fit the data', ['train', '--data', '2d:moons', '--model', 'mmdit-tiny', '--out', 'x'], /mmdit-tiny takes images/],
     ['--lambda with another objective', ['train', '--data', '2d:moons', '--objective', 'rcgm', '--lambda', '1/3', '--out', 'x'], /--lambda applies to --objective twinflow/],
+    ['an unknown objective', ['train', '--data', '2d:moons', '--objective', 'diffusion', '--out', 'x'], /'diffusion' is invalid.*twinflow, rcgm, fm, meanflow, shortcut/],
+    ['a batch too small for the objective', ['train', '--data', '2d:moons', '--objective', 'shortcut', '--batch', '1', '--out', 'x'], /--batch 1: a batch of 1 rows cannot hold both flow-matching rows and self-consistency rows/],
     ['an unknown command', ['fly'], /unknown command 'fly'/],
     ['a missing run', ['sample', '--ckpt', '/nonexistent/run'], /--ckpt \/nonexistent\/run: no run there \(expected \/nonexistent\/run\/config\.json/],
   ];
@@ -35,6 +37,18 @@ describe('user errors: one line on stderr, exit code 2', () => {
     expect(lines(r.stderr)).toHaveLength(1);
     expect(r.stderr).toMatch(message);
   });
+});
+
+describe('--objective meanflow and shortcut', () => {
+  it.each(['meanflow', 'shortcut'])('%s: trains, is recorded in the run config, and evaluates with the any-step sampler', async (objective) => {
+    const run = path.join(dir, objective);
+    const t = await cli(['train', ...TINY, '--objective', objective, '--steps', '2', '--out', run]);
+    expect(t.code, t.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(run, 'config.json'), 'utf8')).objective).toBe(objective);
+    const e = await cli(['eval', '--ckpt', run, '--nfe', '1,2', '--samples', '64', '--backend', 'cpu']);
+    expect(e.code, e.stderr).toBe(0);
+    expect(readFileSync(path.join(run, 'metrics.md'), 'utf8')).toMatch(/\| any-step, 1 NFE \| \d[\s\S]*\| any-step, 2 NFE \| \d/);
+  }, 60_000);
 });
 
 describe('a tiny run', () => {

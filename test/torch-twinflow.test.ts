@@ -16,8 +16,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { stepSetup, torchPython, writeFixture, drawsIn } from '../bench/twinflow-step.ts';
 import { namedLeaves } from '../models/checkpoint/codec.ts';
 import { decodeSafetensors } from '../models/checkpoint/safetensors.ts';
+import { termNames, twinflowLoss, twinflowObjective } from '../models/objectives/twinflow.ts';
 import { drawStep } from '../models/twinflow/draws.ts';
-import { freshGuard, termNames, trainStep, trainUpdate, zeroSums } from '../models/twinflow/train-step.ts';
+import { freshGuard, trainStep, trainUpdate, zeroSums } from '../models/twinflow/train-step.ts';
 
 const found = torchPython();
 if ('reason' in found) console.log(`torch-twinflow: skipped: ${found.reason}`);
@@ -43,7 +44,7 @@ async function ours(dtype: 'f32' | 'f64', dir: string): Promise<Ours> {
   if (dtype === 'f64') {
     // the oracle: the same update (objective, clip, AdamW, EMA) fed the exported draws
     const step = tw.jit((s: typeof state, b: (typeof inputs)[0]['batch'], d: (typeof inputs)[0]['draws']) => {
-      const r = trainUpdate(setup.net, setup.opt, setup.cfg, s, b, d);
+      const r = trainUpdate(setup.net, setup.opt, { loss: (n, p, e, bb) => twinflowLoss(n, p, e, bb, d, setup.cfg), terms: (size) => termNames(setup.cfg, size) }, s, b, tw.random.key(0));
       return { state: r.state, loss: r.loss, terms: r.terms };
     });
     for (const { batch, draws } of inputs) {
@@ -55,7 +56,7 @@ async function ours(dtype: 'f32' | 'f64', dir: string): Promise<Ours> {
   } else {
     // the product: the CLI's jitted step, which makes the same draws from the same keys inside
     const names = termNames(setup.cfg, B);
-    const step = trainStep(setup.net, setup.opt, setup.cfg, names);
+    const step = trainStep(setup.net, setup.opt, twinflowObjective(setup.cfg), names);
     let guard = freshGuard(0, names);
     for (const [i, { batch }] of inputs.entries()) {
       const r = step(state, zeroSums(names), guard, batch, keys[i]!);

@@ -6,9 +6,9 @@
 import * as tw from '../../web.ts';
 import { checkpointToBytes } from '../../models/checkpoint/codec.ts';
 import { sample2d } from '../../models/data/toy2d.ts';
-import { modelFor, objectiveConfig } from '../../models/registry.ts';
+import { modelFor, objectiveFor } from '../../models/registry.ts';
 import { generate } from '../../models/twinflow/generate.ts';
-import { freshGuard, initialState, STREAMS, type StepState, termNames, trainStep, zeroSums } from '../../models/twinflow/train-step.ts';
+import { freshGuard, initialState, STREAMS, type StepState, trainStep, zeroSums } from '../../models/twinflow/train-step.ts';
 import type { RunConfig } from './run.ts';
 
 /** The CLI's defaults for 2-D data: `twinflow train --data 2d:checkerboard` (batch 64, lr 3e-3, seed 0). */
@@ -28,10 +28,10 @@ export interface TrainView {
 
 export class TabTrainer {
   readonly model = modelFor(TRAIN_RUN);
-  private readonly cfg = objectiveConfig(TRAIN_RUN);
-  private readonly names = termNames(this.cfg, TRAIN_RUN.batch);
+  private readonly objective = objectiveFor(TRAIN_RUN);
+  private readonly names = this.objective.terms(TRAIN_RUN.batch);
   private readonly init = initialState(this.model.spec, TRAIN_RUN);
-  private readonly step = trainStep(this.model.net, this.init.opt, this.cfg, this.names);
+  private readonly step = trainStep(this.model.net, this.init.opt, this.objective, this.names);
   private readonly dataKey = tw.random.foldIn(tw.random.key(TRAIN_RUN.seed), STREAMS.data);
   private readonly drawKey = tw.random.foldIn(tw.random.key(TRAIN_RUN.seed), STREAMS.draws);
   private state: StepState = { params: this.init.params, ema: this.init.ema, opt: this.init.optState };

@@ -7,23 +7,17 @@
 import * as tw from '../../core.ts';
 import type { Network } from '../backbones/types.ts';
 import { SLICES, type SliceName, sliceRows, type TwinFlowConfig } from '../twinflow/config.ts';
-import type { Draws } from '../twinflow/draws.ts';
+import { type Draws, drawStep } from '../twinflow/draws.ts';
 import { perSampleLoss } from '../twinflow/metric.ts';
 import { perRow, rows } from '../twinflow/rows.ts';
+import type { Batch, Objective } from './objective.ts';
 import { rcgmTarget } from './rcgm.ts';
 
 type T = tw.Tensor<'f32'>;
 
-/** Data rows x [B, ...features] with their condition and the null condition ∅ (pytrees with a leading batch axis, or null). */
-export interface Batch<C> {
-  x: T;
-  cond: C;
-  nullCond: C;
-}
-
 export type TermName = SliceName | 'rectify';
 
-export interface LossOut {
+export interface TwinFlowLoss {
   loss: T;
   /** Per-slice means of the weighted per-row losses, and the rectification loss (before κ); only active terms. */
   terms: Partial<Record<TermName, T>>;
@@ -33,7 +27,7 @@ export interface LossOut {
  * The loss and its named terms for one step. `emaParams` is the teacher when cfg.teacher is 'ema' (it gets no
  * gradient: only `params` is differentiated by the caller). All randomness is in `draws` (see drawStep).
  */
-export function twinflowLoss<P, C>(net: Network<P, C>, params: P, emaParams: P, batch: Batch<C>, draws: Draws, cfg: TwinFlowConfig): LossOut {
+export function twinflowLoss<P, C>(net: Network<P, C>, params: P, emaParams: P, batch: Batch<C>, draws: Draws, cfg: TwinFlowConfig): TwinFlowLoss {
   const { x } = batch;
   const at = sliceRows(x.shape[0]!, cfg.slices);
   const size = (s: SliceName) => at[s][1] - at[s][0];
@@ -90,7 +84,7 @@ export function twinflowLoss<P, C>(net: Network<P, C>, params: P, emaParams: P, 
   const angle = tReal.abs().sub(rReal.abs()).neg().add(1).mul(Math.PI / 2.5);
   const weightReal = cfg.timeWeight ? tw.sin(angle).div(tw.cos(angle)).add(1) : fill(real[1], 1);
   const weighted = perSampleLoss(F, target, cfg).mul(all(weightReal, fake && fill(size('adv'), 1)));
-  const terms: LossOut['terms'] = {};
+  const terms: TwinFlowLoss['terms'] = {};
   for (const s of SLICES) if (size(s) > 0) terms[s] = weighted.slice(at[s]).mean();
   let loss = weighted.mean();
 
@@ -106,6 +100,21 @@ export function twinflowLoss<P, C>(net: Network<P, C>, params: P, emaParams: P, 
     loss = loss.add(terms.rectify.mul(cfg.rectify));
   }
   return { loss, terms };
+}
+
+/** The TwinFlow objective (or RCGM, or flow matching) of a config for the training step, its draws from the step's key. */
+export function twinflowObjective(cfg: TwinFlowConfig): Objective {
+  return {
+    loss: (net, params, ema, batch, key) => twinflowLoss(net, params, ema, batch, drawStep(key, batch.x.shape, cfg), cfg),
+    terms: (size) => termNames(cfg, size),
+  };
+}
+
+/** The loss terms twinflowLoss reports for this batch size and config. */
+export function termNames(cfg: TwinFlowConfig, batch: number): TermName[] {
+  const at = sliceRows(batch, cfg.slices);
+  const names: TermName[] = SLICES.filter((s) => at[s][1] > at[s][0]);
+  return cfg.rectify > 0 && names.includes('e2e') ? [...names, 'rectify'] : names;
 }
 
 /** The adv rows' (x_t, signed time −t, target z − x_fake), with x_fake from the online model without gradient. */

@@ -4,7 +4,7 @@
 
 import * as tw from '../../core.ts';
 import type { Model, RunSpec } from '../registry.ts';
-import { samplerFor } from '../registry.ts';
+import { type SamplerKind, samplerFor } from '../registry.ts';
 import { sample, sampleStep, type Schedule, timeGrid } from './samplers.ts';
 import { STREAMS } from './train-step.ts';
 
@@ -13,11 +13,11 @@ type T = tw.Tensor<'f32'>;
 /** One compiled sampler per (network, shapes, schedule): the schedule and kind are static pytree leaves. */
 const samplers = new WeakMap<Model['net'], ReturnType<typeof makeSampler>>();
 const makeSampler = (net: Model['net']) =>
-  tw.jit((p: unknown, z: T, cond: unknown, key: tw.random.Key, schedule: Schedule, kind: 'few' | 'multi') => sample(net, p, z, cond, schedule, { kind, key }), { name: 'sample' });
+  tw.jit((p: unknown, z: T, cond: unknown, key: tw.random.Key, schedule: Schedule, kind: SamplerKind) => sample(net, p, z, cond, schedule, { kind, key }), { name: 'sample' });
 /** One compiled step per network, its times as tensors: grids longer than STREAM_STEPS run it from the host. */
 const steppers = new WeakMap<Model['net'], ReturnType<typeof makeStepper>>();
 const makeStepper = (net: Model['net']) =>
-  tw.jit((p: unknown, x: T, cond: unknown, tc: T, tn: T, key: tw.random.Key, kind: 'few' | 'multi') => sampleStep(net, p, x, cond, tc, tn, { kind, noiseKey: key }), { name: 'sampleStep' });
+  tw.jit((p: unknown, x: T, cond: unknown, tc: T, tn: T, key: tw.random.Key, kind: SamplerKind) => sampleStep(net, p, x, cond, tc, tn, { kind, noiseKey: key }), { name: 'sampleStep' });
 /** The starting noise, compiled: its dozens of elementwise ops (random.normal) fuse into one kernel. */
 const noise = tw.jit((key: tw.random.Key, shape: number[]) => tw.random.normal(key, shape), { name: 'noise' });
 

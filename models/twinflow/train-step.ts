@@ -1,7 +1,7 @@
-// One TwinFlow training step: twinflowLoss → valueAndGrad → clip → AdamW → EMA, with a non-finite guard,
-// jitted once, its state, running loss sums and guard donated. The CLI (scripts/cli/train.ts) and the page
-// (examples/web/train.ts) both train with it, from the run's initial state, optimizer, loss-term names and
-// random streams, which are here too.
+// One training step: the objective's loss (models/objectives/) → valueAndGrad → clip → AdamW → EMA, with a
+// non-finite guard, jitted once, its state, running loss sums and guard donated. The CLI (scripts/cli/train.ts)
+// and the page (examples/web/train.ts) both train with it, from the run's initial state, optimizer and random
+// streams, which are here too.
 
 import * as tw from '../../core.ts';
 import type { Network } from '../backbones/types.ts';
@@ -9,9 +9,7 @@ import { initParams, type SpecTree } from '../nn/params.ts';
 import { adamw } from '../optim/adamw.ts';
 import { clipByGlobalNorm } from '../optim/clip.ts';
 import { emaUpdate } from '../optim/ema.ts';
-import { SLICES, sliceRows, type TwinFlowConfig } from './config.ts';
-import { type Draws, drawStep } from './draws.ts';
-import { type Batch, twinflowLoss } from '../objectives/twinflow.ts';
+import type { Batch, Objective } from '../objectives/objective.ts';
 
 export const EMA_DECAY = 0.99;
 /** Independent random streams of a run, folded into its seed key. */
@@ -26,13 +24,6 @@ export function initialState(spec: SpecTree, run: { lr: number; seed: number }) 
   const params = initParams(spec, tw.random.foldIn(tw.random.key(run.seed), STREAMS.init));
   // the EMA starts as a copy: donation needs distinct tensors
   return { opt, params, ema: tw.treeMap((p) => p.add(0), params), optState: opt.init(params) };
-}
-
-/** The loss terms twinflowLoss reports for this batch size and config. */
-export function termNames(cfg: TwinFlowConfig, batch: number): string[] {
-  const at = sliceRows(batch, cfg.slices);
-  const names: string[] = SLICES.filter((s) => at[s][1] > at[s][0]);
-  return cfg.rectify > 0 && names.includes('e2e') ? [...names, 'rectify'] : names;
 }
 
 /** Loss sums since the last read, over `count` applied steps. */
@@ -58,14 +49,14 @@ export const freshGuard = (start: number, names: readonly string[]): Guard => ({
 });
 
 /**
- * One update from given draws (traced inside trainStep's jit; a check can feed its own draws, in f64 too):
- * twinflowLoss → valueAndGrad → clip to norm 1 → AdamW → EMA. Returns the new state, the loss, its terms and the
- * gradient norm before clipping.
+ * One update (traced inside trainStep's jit; a check can run it alone, in f64 too, with an objective of fixed
+ * draws): the objective's loss → valueAndGrad → clip to norm 1 → AdamW → EMA. Returns the new state, the loss,
+ * its terms and the gradient norm before clipping.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- params and conditions differ per backbone
-export function trainUpdate(net: Network<any, any>, opt: ReturnType<typeof optimizerFor>, cfg: TwinFlowConfig, s: StepState, batch: Batch<unknown>, draws: Draws) {
+export function trainUpdate(net: Network<any, any>, opt: ReturnType<typeof optimizerFor>, objective: Objective, s: StepState, batch: Batch<unknown>, key: tw.random.Key) {
   const [[loss, terms], grads] = tw.valueAndGrad((p: StepState['params']) => {
-    const out = twinflowLoss(net, p, s.ema, batch, draws, cfg);
+    const out = objective.loss(net, p, s.ema, batch, key);
     return [out.loss, out.terms] as [tw.Tensor<'f32'>, Record<string, tw.Tensor<'f32'>>];
   }, { hasAux: true })(s.params);
   const clipped = clipByGlobalNorm(grads, 1);
@@ -80,9 +71,9 @@ export function trainUpdate(net: Network<any, any>, opt: ReturnType<typeof optim
  * sums and guard are donated.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- params and conditions differ per backbone
-export function trainStep(net: Network<any, any>, opt: ReturnType<typeof optimizerFor>, cfg: TwinFlowConfig, names: readonly string[], onNan: OnNan = 'stop') {
+export function trainStep(net: Network<any, any>, opt: ReturnType<typeof optimizerFor>, objective: Objective, names: readonly string[], onNan: OnNan = 'stop') {
   return tw.jit((s: StepState, sums: Sums, guard: Guard, batch: Batch<unknown>, key: tw.random.Key) => {
-    const { state, loss, terms, gradNorm } = trainUpdate(net, opt, cfg, s, batch, drawStep(key, batch.x.shape, cfg));
+    const { state, loss, terms, gradNorm } = trainUpdate(net, opt, objective, s, batch, key);
     const nonFinite = tw.stack([...names.map((n) => terms[n]!), loss, gradNorm].map((v) => tw.logicalNot(tw.isFinite(v)).cast('i32')));
     const ok = nonFinite.sum().eq(0);
     const firstBad = tw.logicalAnd(tw.logicalNot(ok), guard.first.lt(0));

@@ -12,7 +12,8 @@ import { type MmditConfig, mmdit, mmditSpec } from '../../models/backbones/mmdit
 import { checkLoraRank } from '../../models/nn/lora.ts';
 import { abstractParams, countParams, partitionTrainable, withFrozen } from '../../models/nn/params.ts';
 import { twinflow } from '../../models/twinflow/config.ts';
-import { freshGuard, optimizerFor, termNames, trainStep, zeroSums } from '../../models/twinflow/train-step.ts';
+import { termNames, twinflowObjective } from '../../models/objectives/twinflow.ts';
+import { freshGuard, optimizerFor, trainStep, zeroSums } from '../../models/twinflow/train-step.ts';
 import { UsageError } from './runs.ts';
 
 const positiveInt = (v: string) => {
@@ -148,7 +149,7 @@ export function loraStep(base: MmditConfig, req: Pick<CompileRequest, 'rank' | '
   // the frozen weights are an argument (so they are inputs of the program, not constants)
   const f = (weights: unknown, ...a: Parameters<ReturnType<typeof trainStep>>) => {
     const net = withFrozen((p, x: T, t: T, r: T, c: C) => body(p, x.cast(d) as T, t.cast(d) as T, r.cast(d) as T, c).cast('f32') as T, weights);
-    return trainStep((p, ...rest: [T, T, T, C]) => net(tw.treeMap((l) => l.cast(d), p), ...rest), optimizerFor({ lr: 1e-4 }), objective, names)(...a);
+    return trainStep((p, ...rest: [T, T, T, C]) => net(tw.treeMap((l) => l.cast(d), p), ...rest), optimizerFor({ lr: 1e-4 }), twinflowObjective(objective), names)(...a);
   };
   const adapters = tw.treeFlatten(trainable)[0].reduce((n, l) => n + l.size, 0);
   const state = { params: f32(trainable), ema: f32(trainable), opt: { step: tw.abstract([], 'f32'), m: f32(trainable), v: f32(trainable) } };

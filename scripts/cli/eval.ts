@@ -16,6 +16,7 @@ import { gauss8Modes } from '../../models/metrics/modes.ts';
 import { slicedWasserstein } from '../../models/metrics/sliced-wasserstein.ts';
 import { generate } from '../../models/twinflow/generate.ts';
 import { readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
+import { samplerFor } from './problem.ts';
 import { loadRun } from './train.ts';
 
 type T = tw.Tensor<'f32'>;
@@ -80,13 +81,16 @@ async function scoreDigits(clf: ClassifierParams, x: T, labels: tw.Tensor<'i32'>
 /** 2-D rows are scored on all samples at once (sorted projections), so their count is bounded. */
 export const MAX_SAMPLES = 2 ** 18;
 
+/** Row names of the samplers (models/registry.ts samplerFor). */
+const SAMPLER_NAMES = { multi: 'Euler', few: 'few-step', any: 'any-step' } as const;
+
 export async function evaluate(ckpt: string, nfes: readonly number[], samples = 4096, log: (l: string) => void = () => {}): Promise<EvalResult> {
   const { dir, folder } = await resolveCheckpoint(ckpt);
   const run = await readRunConfig(dir);
   if (run.data !== 'mnist' && samples > MAX_SAMPLES) throw new UsageError(`--samples ${samples}: over ${MAX_SAMPLES}, the most the sliced Wasserstein distance sorts at once (256 projections); pass at most ${MAX_SAMPLES}`);
   const { prob, ema, step } = await loadRun(dir, run, { folder, finite: true });
   const key = tw.random.foldIn(tw.random.key(run.seed), STREAMS.eval);
-  const name = (nfe: number) => `${run.objective === 'fm' ? 'Euler' : 'few-step'}, ${nfe} NFE`;
+  const name = (nfe: number) => `${SAMPLER_NAMES[samplerFor(run, nfe).kind]}, ${nfe} NFE`;
   const rows: MetricRow[] = [];
   if (prob.kind === '2d') {
     const [kr, kd, ks] = tw.random.split(key, 3);

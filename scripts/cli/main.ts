@@ -7,9 +7,10 @@ import * as tw from '../../index.ts';
 import { CheckpointError } from '../../models/checkpoint/safetensors.ts';
 import { addCompileCommand } from './compile.ts';
 import { evaluate, writeMetrics } from './eval.ts';
-import { objectiveConfig, problem } from './problem.ts';
+import { OBJECTIVES } from '../../models/registry.ts';
+import { objectiveFor, problem } from './problem.ts';
 import { isLora, loraModel } from './lora.ts';
-import { DATA_SETS, MODELS, OBJECTIVES, readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError } from './runs.ts';
+import { DATA_SETS, MODELS, readRunConfig, resolveCheckpoint, type RunConfig, runPaths, UsageError } from './runs.ts';
 import { SAMPLE_FORMATS, samplePlot } from './sample.ts';
 import { train } from './train.ts';
 import { PRECISIONS } from '../../models/twinflow/precision.ts';
@@ -96,7 +97,7 @@ async function runConfigFor(cmd: Command, o: any): Promise<RunConfig> {
   };
   problem(run); // checks data × model
   if (isLora(run)) loraModel(run); // checks the rank against the model's width
-  objectiveConfig(run); // checks the batch against the slices
+  objectiveFor(run); // checks the batch against the objective's parts
   return run;
 }
 
@@ -109,7 +110,7 @@ export function program(): Command {
   const trainCmd = cli.command('train').description('train a model; Ctrl-C saves a checkpoint and exits')
     .addOption(new Option('--data <name>', 'data set').choices(DATA_SETS))
     .addOption(new Option('--model <name>', 'backbone').choices(MODELS).default('mlp'))
-    .addOption(new Option('--objective <name>', 'training objective (fm: flow matching)').choices(OBJECTIVES).default('twinflow'))
+    .addOption(new Option('--objective <name>', 'training objective (fm: flow matching); sample and eval use its sampler').choices(OBJECTIVES).default('twinflow'))
     .addOption(backendOption())
     .option('--steps <n>', 'total training steps', positiveInt, 4000)
     .option('--batch <n>', 'batch size (default: 64 for 2-D data, 128 for MNIST)', positiveInt)

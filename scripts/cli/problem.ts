@@ -7,8 +7,7 @@ import { loadMnist, type MnistSplit } from '../../models/data/mnist.ts';
 import { sample2d, type Toy2d } from '../../models/data/toy2d.ts';
 import * as registry from '../../models/registry.ts';
 import type { Cond, Model } from '../../models/registry.ts';
-import type { TwinFlowConfig } from '../../models/twinflow/config.ts';
-import type { Batch } from '../../models/objectives/twinflow.ts';
+import type { Batch, Objective } from '../../models/objectives/objective.ts';
 import type { Schedule } from '../../models/twinflow/samplers.ts';
 import { type RunConfig, UsageError } from './runs.ts';
 
@@ -61,8 +60,8 @@ export function problem(run: RunConfig): Problem {
   };
 }
 
-/** The objective preset of a run (models/registry.ts), its errors as usage errors. */
-export const objectiveConfig: (run: RunConfig) => TwinFlowConfig = asUsage(registry.objectiveConfig);
+/** The objective of a run (models/registry.ts), its errors as usage errors. */
+export const objectiveFor: (run: RunConfig) => Objective = asUsage(registry.objectiveFor);
 
 /** The sampler of a run for `nfe` network evaluations (models/registry.ts). */
-export const samplerFor: (run: RunConfig, nfe: number) => { schedule: Schedule; kind: 'few' | 'multi' } = registry.samplerFor;
+export const samplerFor: (run: RunConfig, nfe: number) => { schedule: Schedule; kind: registry.SamplerKind } = registry.samplerFor;

@@ -14,12 +14,12 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { latestCheckpoint } from '../../models/checkpoint/run-folder.ts';
+import type { OBJECTIVES } from '../../models/registry.ts';
 
 export const DATA_SETS = ['2d:checkerboard', '2d:8gauss', '2d:moons', '2d:spirals', 'mnist'] as const;
 export type DataSet = (typeof DATA_SETS)[number];
 export const MODELS = ['mlp', 'mmdit-tiny', 'mmdit-small'] as const;
 export type ModelName = (typeof MODELS)[number];
-export const OBJECTIVES = ['twinflow', 'rcgm', 'fm'] as const;
 export type ObjectiveName = (typeof OBJECTIVES)[number];
 
 /** Everything that defines a run's model and training; a resumed run must match it. */

@@ -1,4 +1,4 @@
-// `twinflow train`: one jitted step (twinflowLoss → valueAndGrad → clip → AdamW → EMA) with the parameters,
+// `twinflow train`: one jitted step (the objective's loss → valueAndGrad → clip → AdamW → EMA) with the parameters,
 // optimizer state and running loss sums donated, checkpoint sets written atomically (run-folder.ts), a
 // progress bar (TTY) or a plain progress line every --log-every steps, --resume, a non-finite guard computed
 // inside the step, and SIGINT/SIGTERM: finish the step, save, exit 0.
@@ -12,13 +12,13 @@ import { checkpointFiles, loadCheckpoint } from '../../models/checkpoint/checkpo
 import { CheckpointWriteError, cleanCheckpoints, listCheckpoints, saveCheckpointSet, type SaveSetOptions } from '../../models/checkpoint/run-folder.ts';
 import { decodeSafetensors } from '../../models/checkpoint/safetensors.ts';
 import {
-  checkedValues, freshGuard, initialState as freshState, type OnNan, STREAMS, type Sums, type StepState, termNames, trainStep, zeroSums,
+  checkedValues, freshGuard, initialState as freshState, type OnNan, STREAMS, type Sums, type StepState, trainStep, zeroSums,
 } from '../../models/twinflow/train-step.ts';
 import { freshLora, isLora, loraCheckpoint, loraNet, type LoraParts, loraPartsLike, resumeLora } from './lora.ts';
 import { withPrecision } from '../../models/twinflow/precision.ts';
 import { lineChart } from './plot.ts';
 import { checkMemory } from './limits.ts';
-import { objectiveConfig, problem } from './problem.ts';
+import { objectiveFor, problem } from './problem.ts';
 import { cleanRunTemporaries, type HistoryPoint, latestCheckpointOf, readJson, readRunConfig, type RunConfig, runPaths, UsageError, writeJsonAtomic } from './runs.ts';
 
 /** The loss history inside each checkpoint folder. */
@@ -120,7 +120,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const { run } = o;
   const onNan = o.onNan ?? 'stop';
   const paths = runPaths(o.out);
-  const cfg = objectiveConfig(run);
+  const objective = objectiveFor(run);
   let { prob, opt, params, ema, optState } = initialState(run);
   let start = 0;
   let history: HistoryPoint[] = [];
@@ -154,9 +154,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let state: StepState = { params, ema, opt: optState };
   let frozen: unknown = null; // a LoRA run's base weights
   if (isLora(run)) ({ state, frozen } = checkpointDir ? resumeLora(optState as LoraParts<unknown>) : freshLora(run, opt, await initWeights(run)));
-  const names = termNames(cfg, run.batch);
+  const names = objective.terms(run.batch);
   const checked = checkedValues(names);
-  const step = trainStep(isLora(run) ? loraNet(run, frozen) : withPrecision(prob.net, run.precision ?? 'f32'), opt, cfg, names, onNan);
+  const step = trainStep(isLora(run) ? loraNet(run, frozen) : withPrecision(prob.net, run.precision ?? 'f32'), opt, objective, names, onNan);
 
   const base = tw.random.key(run.seed);
   const [dataKey, drawKey] = [tw.random.foldIn(base, STREAMS.data), tw.random.foldIn(base, STREAMS.draws)];

@@ -13,11 +13,11 @@ import { stepSetup } from '../../bench/twinflow-step.ts';
 import { train } from '../../scripts/cli/train.ts';
 import type { RunConfig } from '../../scripts/cli/runs.ts';
 import { drawStep } from '../../models/twinflow/draws.ts';
-import { twinflowLoss } from '../../models/objectives/twinflow.ts';
+import { termNames, twinflowLoss, twinflowObjective } from '../../models/objectives/twinflow.ts';
 import { withPrecision } from '../../models/twinflow/precision.ts';
 import { unavailable } from '../support/backend-probe.ts';
 import { cli } from '../support/cli.ts';
-import { freshGuard, termNames, trainStep, zeroSums } from '../../models/twinflow/train-step.ts';
+import { freshGuard, trainStep, zeroSums } from '../../models/twinflow/train-step.ts';
 
 let noWebgpu: string | undefined;
 beforeAll(async () => {
@@ -36,7 +36,7 @@ it('bf16: every matmul takes bf16 inputs; weights, gradients, optimizer state an
   const net = withPrecision(s.net, 'bf16');
   const batch = s.batch(0);
   const key = tw.random.key(3);
-  const body = (st: typeof s.state) => trainStep(net, s.opt, s.cfg, names)(st, zeroSums(names), freshGuard(0, names), batch, key);
+  const body = (st: typeof s.state) => trainStep(net, s.opt, twinflowObjective(s.cfg), names)(st, zeroSums(names), freshGuard(0, names), batch, key);
   const { graph } = tw.traceGraph((st: typeof s.state) => {
     const draws = drawStep(key, batch.x.shape, s.cfg);
     return tw.valueAndGrad((p: typeof st.params) => twinflowLoss(net, p, st.ema, batch, draws, s.cfg).loss)(st.params);
