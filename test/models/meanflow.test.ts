@@ -7,12 +7,11 @@ import fc from 'fast-check';
 import * as tw from 'twinflow';
 import { checkGrads } from 'twinflow/testing';
 import { describe, expect, it } from 'vitest';
+import { expectClose } from '../support/expect-close.ts';
 import { flowRows, type MeanFlowConfig, meanflow, meanflowDraws, meanflowLoss, meanflowObjective, meanflowTarget } from '../../models/objectives/meanflow.ts';
-import { as32, cases, importsOf, interpolate, type MlpParams, mlpNet, type T } from '../support/objectives.ts';
+import { as32, cases, expectStopGradients, host, importsOf, interpolate, type MlpParams, mlpNet, type T } from '../support/objectives.ts';
 
-const host = async (t: T) => Array.from(await t.data());
 const cfgOf = (B: number, o: Partial<MeanFlowConfig> = {}): MeanFlowConfig => ({ ...meanflow, flowShare: B > 1 ? 0.5 : 0, ...o });
-const closeTo = (got: number[], want: number[], rtol: number) => got.forEach((g, i) => expect(Math.abs(g - want[i]!)).toBeLessThanOrEqual(rtol * (1 + Math.abs(want[i]!))));
 
 describe('MeanFlow gradients (checkGrads, float64 oracle)', () => {
   it('u and the (unstopped) target: VJP and JVP against central differences, through the jvp of the network', async () => {
@@ -35,10 +34,7 @@ describe('MeanFlow gradients (checkGrads, float64 oracle)', () => {
       const sq0 = await mlpNet(p, xt, t, r, null).sub(T0).square().sum(1).data();
       const w = as32(tw.tensor(Array.from(sq0, (s) => (s + cfg.weightC) ** -power), 'f64', [B]));
       const surrogate = (q: MlpParams) => mlpNet(q, xt, t, r, null).sub(T0).square().sum(1).mul(w).mean();
-      const got = tw.grad((q: MlpParams) => meanflowLoss(mlpNet, q, { x, cond: null, nullCond: null }, draws, cfg).loss)(p);
-      const want = tw.grad(surrogate)(p);
-      for (const k of Object.keys(p) as (keyof MlpParams)[]) closeTo(await host(got[k]), await host(want[k]), 1e-12);
-      await checkGrads(surrogate, [p], { order: 1, seed });
+      await expectStopGradients((q: MlpParams) => meanflowLoss(mlpNet, q, { x, cond: null, nullCond: null }, draws, cfg).loss, surrogate, p, seed);
     }), { numRuns: 8 });
   });
 });
@@ -61,7 +57,7 @@ describe('MeanFlow math', () => {
       const e = 1e-5;
       const at = (s: number) => mlpNet(p, xt.add(v.mul(s)), t1.add(s), r, null);
       const fd = await host(at(e).sub(at(-e)).div(2 * e));
-      closeTo(dudt, fd, 1e-7);
+      expectClose(dudt, fd, 1e-7, 1e-7);
     }), { numRuns: 10 });
   });
 

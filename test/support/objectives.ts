@@ -1,18 +1,33 @@
 // Shared by the MeanFlow and shortcut tests: a small MLP velocity network F(x, t, r) in float64 (tanh, so its
 // derivatives of every order are smooth), fast-check draws of its parameters and of a batch, and the check that
-// an objective file imports nothing but the public core entry (and types).
+// an objective file imports nothing but the public core entry (and types), and the check that a loss's stop-gradients
+// sit where they should.
 
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import * as tw from 'twinflow';
-import { arb } from 'twinflow/testing';
+import { arb, checkGrads } from 'twinflow/testing';
 import type { Network } from '../../models/backbones/types.ts';
+import { expectClose } from './expect-close.ts';
 
 /** f64 values behind the objectives' f32 signature: the cpu oracle computes in f64. */
 export type T = tw.Tensor<'f32'>;
 export const as32 = (t: tw.Tensor<'f64'>): T => t as unknown as T;
 
 export interface MlpParams { w1: T; a: T; b: T; c: T; w2: T }
+
+export const host = async (t: T): Promise<number[]> => Array.from(await t.data());
+
+/**
+ * The loss's gradient equals (to 1e-12) that of `surrogate`, the same error with its targets and weights held
+ * fixed, and the surrogate passes checkGrads: so the stop-gradients sit exactly where the objective puts them.
+ */
+export async function expectStopGradients(loss: (q: MlpParams) => T, surrogate: (q: MlpParams) => T, p: MlpParams, seed: number): Promise<void> {
+  const got = tw.grad(loss)(p);
+  const want = tw.grad(surrogate)(p);
+  for (const k of Object.keys(p) as (keyof MlpParams)[]) expectClose(await host(got[k]), await host(want[k]), 1e-12, 1e-12);
+  await checkGrads(surrogate, [p], { order: 1, seed });
+}
 
 /** tanh(x·W₁ + t·a + r·b + c)·W₂: depends on x, t and r separately, so ∂/∂t and ∂/∂r are both exercised. */
 export const mlpNet: Network<MlpParams, null> = (p, x, t, r) =>
