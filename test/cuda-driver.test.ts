@@ -1,10 +1,11 @@
-// The driver-API bindings (backends/cuda/driver.ts) against a fake libcuda.so.1 (test/support/fake-libcuda.c,
-// built here with gcc), in child processes that find it through LD_LIBRARY_PATH: the no-GPU error and the
-// fallback of 'auto', device properties, host<->device copies of every dtype, launches whose kernel parameters
-// arrive as device pointers, events, and a failing launch reported with the CUDA error and the kernel source.
-// Skipped with the reason printed without gcc or libnvrtc (the backend compiles at creation).
+// The driver-API bindings (backends/cuda/driver.ts) against a fake libcuda.so.1 (test/support/fake-libcuda.c),
+// in child processes that load it through TWINFLOW_LIBCUDA: the no-GPU error and the fallback of 'auto', device
+// properties, host<->device copies of every dtype, launches whose kernel parameters arrive as device pointers,
+// events, and a failing launch reported with the CUDA error and the kernel source. test/cuda-ffi.test.ts checks
+// every launch of whole programs. Skipped with the reason printed without a C compiler or libnvrtc (the backend
+// compiles at creation).
 
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,25 +13,29 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nvrtc } from '../backends/cuda/nvrtc.ts';
 import { roundBF16 } from '../dsl/float-formats.ts';
+import { buildFakeLibcuda } from './support/fake-libcuda.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinflow-fakecuda-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 let reason: string | undefined;
+let lib = '';
 try {
   nvrtc();
-  execFileSync('gcc', ['-shared', '-fPIC', '-O1', '-o', path.join(dir, 'libcuda.so.1'), path.join(root, 'test/support/fake-libcuda.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const built = buildFakeLibcuda();
+  if ('reason' in built) reason = built.reason;
+  else lib = built.path;
 } catch (e) {
   reason = (e as Error).message.split('\n')[0];
-  console.warn(`cuda-driver: skipping: ${reason}`);
 }
+if (reason) console.warn(`cuda-driver: skipping: ${reason}`);
 
-/** Runs an ES module snippet with the fake driver on the loader path; returns its last JSON line. */
+/** Runs an ES module snippet with the fake driver as TWINFLOW_LIBCUDA; returns its last JSON line. */
 function child(script: string, env: Record<string, string> = {}): { out: Record<string, unknown>; stderr: string; status: number | null } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
     cwd: root,
-    env: { ...process.env, LD_LIBRARY_PATH: dir, TWINFLOW_PTX_CACHE: path.join(dir, 'ptx'), ...env },
+    env: { ...process.env, TWINFLOW_LIBCUDA: lib, TWINFLOW_PTX_CACHE: path.join(dir, 'ptx'), ...env },
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -45,7 +50,7 @@ describe.skipIf(reason !== undefined)('cuda driver bindings (fake libcuda.so.1)'
        let err; try { await tw.setBackend('cuda'); } catch (e) { err = e.detail; }
        const auto = await tw.setBackend('auto');
        console.log(JSON.stringify({ err, auto }));`,
-      { FAKE_CUDA: 'nodevice' },
+      { FAKE_CUDA_FAIL: 'cuInit:100' },
     );
     expect(out.err).toBe('no CUDA device: the NVIDIA driver is installed but cuInit found no GPU (CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected)');
     expect((out.auto as { name: string; reason: string }).reason).toMatch(/^auto: cuda unavailable \(no CUDA device: /);
@@ -66,7 +71,7 @@ describe.skipIf(reason !== undefined)('cuda driver bindings (fake libcuda.so.1)'
        const [same, plus] = f(tw.tensor([1, 2]));
        const copied = Array.from(await same.data());
        await plus.data();
-       const launches = koffi.load('libcuda.so.1').func('int fakeLaunches()')();
+       const launches = koffi.load(process.env.TWINFLOW_LIBCUDA).func('int fakeLaunches()')();
        console.log(JSON.stringify({ choice: choice.name, device: be.device, data, copied, launches, ms: be.time(() => {}, 1), stats: be.stats() }));`,
     );
     expect(stderr).toBe('');
@@ -87,7 +92,7 @@ describe.skipIf(reason !== undefined)('cuda driver bindings (fake libcuda.so.1)'
        await tw.setBackend('cuda');
        let msg; try { tw.add(tw.tensor([1, 2]), 1); } catch (e) { msg = e.message; }
        console.log(JSON.stringify({ msg }));`,
-      { FAKE_CUDA_FAIL_LAUNCH: '1' },
+      { FAKE_CUDA_FAIL: 'cuLaunchKernel:700' },
     );
     const msg = out.msg as string;
     expect(msg).toMatch(/^cuda: cuLaunchKernel \(k0_map = tw_map_[0-9a-f]{8}\) failed: CUDA_ERROR_ILLEGAL_ADDRESS: an illegal memory access was encountered/);

@@ -1,6 +1,7 @@
 // The CUDA driver API through koffi (libcuda.so.1, which the NVIDIA driver installs): device and primary
 // context, modules from PTX, launches, memory, async copies, streams and events. Every failing call throws
-// with the function's name, the error's name and cuGetErrorString's text.
+// with the function's name, the error's name and cuGetErrorString's text. TWINFLOW_LIBCUDA names another
+// library to load instead (the tests' and benchmarks' stand-in, test/support/fake-libcuda.c).
 
 import type { KoffiModule } from './ffi.ts';
 import { koffi } from './ffi.ts';
@@ -62,16 +63,19 @@ export class CudaDriver implements CudaDevice {
   }
 
   /**
-   * Opens device `ordinal`. Throws 'libcuda.so.1 not found (no NVIDIA driver on this machine)' when the
-   * driver library is missing, and 'no CUDA device ...' when it loads but finds no GPU.
+   * Opens device `ordinal` of libcuda.so.1 (or of $TWINFLOW_LIBCUDA). Throws 'libcuda.so.1 not found (no NVIDIA
+   * driver on this machine)' when the driver library is missing, and 'no CUDA device ...' when it loads but
+   * finds no GPU.
    */
   static open(ordinal = 0): CudaDriver {
     const k = koffi();
+    const file = (typeof process !== 'undefined' && process.env.TWINFLOW_LIBCUDA) || 'libcuda.so.1';
     let lib;
     try {
-      lib = k.load('libcuda.so.1');
+      lib = k.load(file);
     } catch (e) {
       const why = (e as Error).message.split('\n')[0]!;
+      if (file !== 'libcuda.so.1') throw new CudaDriverError(`cannot load TWINFLOW_LIBCUDA=${file}: ${why}`);
       throw new CudaDriverError(`libcuda.so.1 not found (no NVIDIA driver on this machine)${/cannot open shared object/.test(why) ? '' : `: ${why}`}`);
     }
     const f = bind(k, lib);

@@ -1,0 +1,105 @@
+// Host time per kernel launch of the cuda backend, through the real driver bindings (koffi) on the stand-in
+// libcuda (test/support/fake-libcuda.c: launches run nothing, so all time measured is the host's): the TwinFlow
+// training step of mmdit-small at batch 128 (bench/twinflow-step.ts, state donated) and a chain of small
+// matmul layers. Two figures per row: the executable's run() (plan → buffers → launches) per launch, and the
+// whole jitted call (argument flattening, cache lookup, run, output tensors) per launch. Issue 15's target:
+// under 10 µs per launch.
+//
+//   npm run bench:launch [-- --steps 20 --small]
+
+import os from 'node:os';
+import * as tw from '../index.ts';
+import { cudaInstance } from '../backends/cuda/index.ts';
+import type { DeviceBuffer, Executable } from '../dsl/backend.ts';
+import { termNames, twinflowObjective } from '../models/objectives/twinflow.ts';
+import { freshGuard, trainStep, zeroSums } from '../models/twinflow/train-step.ts';
+import { buildFakeLibcuda, fakeCuda } from '../test/support/fake-libcuda.ts';
+import { stepSetup } from './twinflow-step.ts';
+
+const args = process.argv.slice(2);
+const opt = (name: string, d: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : d;
+};
+const small = args.includes('--small');
+
+const built = buildFakeLibcuda();
+if ('reason' in built) {
+  console.log(`bench:launch: skipped: ${built.reason}`);
+  process.exit(0);
+}
+process.env.TWINFLOW_LIBCUDA = built.path;
+await tw.setBackend('cuda');
+const be = cudaInstance()!;
+const fake = fakeCuda(built.path);
+
+// time spent inside executables' run(), around the backend's own compile
+let runMs = 0;
+const compile = be.compile.bind(be);
+be.compile = (...a: Parameters<typeof be.compile>): Executable => {
+  const exe = compile(...a);
+  return {
+    run(inputs: DeviceBuffer[]) {
+      const t0 = performance.now();
+      try {
+        return exe.run(inputs);
+      } finally {
+        runMs += performance.now() - t0;
+      }
+    },
+  };
+};
+
+interface Row { name: string; launches: number; calls: number; runUs: number; callUs: number }
+const rows: Row[] = [];
+
+/** Times `calls` calls of `call` after `warm` warm-up calls; launches per call from the stub's count. */
+async function measure(name: string, call: () => void, calls: number, warm = 2): Promise<void> {
+  for (let i = 0; i < warm; i++) call();
+  be.synchronize();
+  const l0 = fake.launches();
+  runMs = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < calls; i++) call();
+  const wall = performance.now() - t0;
+  const launches = (fake.launches() - l0) / calls;
+  const row = { name, launches, calls, runUs: (runMs * 1e3) / (calls * launches), callUs: (wall * 1e3) / (calls * launches) };
+  rows.push(row);
+  console.log(`${name}: ${launches} launches per call, run() ${row.runUs.toFixed(2)} µs per launch, whole call ${row.callUs.toFixed(2)} µs per launch`);
+}
+
+// ---- the TwinFlow step (compiling it takes a while the first time: NVRTC, then the PTX cache)
+{
+  const size = small ? { model: 'mmdit-tiny', batch: 8 } as const : { model: 'mmdit-small', batch: 128 } as const;
+  const s = stepSetup(size);
+  const names = termNames(s.cfg, size.batch);
+  const step = trainStep(s.net, s.opt, twinflowObjective(s.cfg), names);
+  const batch = s.batch(0);
+  let st = { state: s.state, sums: zeroSums(names), guard: freshGuard(0, names) };
+  let i = 0;
+  const key = tw.random.key(7);
+  const t0 = performance.now();
+  const call = () => void (st = step(st.state, st.sums, st.guard, batch, tw.random.foldIn(key, i++)));
+  call();
+  console.log(`TwinFlow step ${size.model} batch ${size.batch}: first call (trace, compile, run) ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  await measure(`TwinFlow training step, ${size.model}, batch ${size.batch}`, call, opt('steps', 20));
+}
+
+// ---- a chain of small layers: one matmul (bias and tanh fused) per launch, parameters as inputs
+{
+  const depth = 64, width = 64;
+  const k = tw.random.split(tw.random.key(3), depth + 1);
+  const ws = Array.from({ length: depth }, (_, j) => tw.mul(tw.random.normal(k[j]!, [width, width]), 1 / Math.sqrt(width)));
+  const x = tw.random.normal(k[depth]!, [16, width]);
+  const f = tw.jit((h: tw.Tensor<'f32'>, w: tw.Tensor<'f32'>[]) => {
+    for (const wj of w) h = tw.tanh(tw.matmul(h, wj));
+    return h;
+  });
+  await measure(`chain of ${depth} matmul+tanh layers, 16x${width}`, () => void f(x, ws), opt('chain', 200));
+}
+
+const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
+console.log(`\nHost µs per launch, cuda backend through koffi on the stub libcuda; ${cpu} (${os.cpus().length} cores), node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
+console.log('| workload | launches per call | run() µs per launch | whole call µs per launch |');
+console.log('|---|---|---|---|');
+for (const r of rows) console.log(`| ${r.name} | ${r.launches} | ${r.runUs.toFixed(2)} | ${r.callUs.toFixed(2)} |`);
