@@ -7,7 +7,8 @@ import type { KoffiModule } from './ffi.ts';
 import { koffi } from './ffi.ts';
 
 export class CudaDriverError extends Error {
-  constructor(message: string, readonly code?: number) {
+  /** `launch`: the index of the failing launch in a LaunchList. */
+  constructor(message: string, readonly code?: number, readonly launch?: number) {
     super(message);
   }
 }
@@ -30,13 +31,32 @@ export interface DeviceProps {
   driverVersion: number;
 }
 
+/** One kernel launch of a LaunchList: its function, grid and block, and how many pointer parameters it takes. */
+export interface LaunchSpec {
+  fn: unknown;
+  grid: readonly number[];
+  block: readonly number[];
+  args: number;
+}
+
+/**
+ * Launches prepared once (per executable) and run many times: `params` holds every launch's kernel parameters
+ * (device pointers) one after another, launch 0's first; the caller writes the ones that change, then run()
+ * launches all in order. A failing launch throws CudaDriverError with its index as `launch`.
+ */
+export interface LaunchList {
+  readonly params: BigUint64Array;
+  run(): void;
+}
+
 /** What the backend needs from a device: the driver below, or a stand-in (test/support/cuda-emulator.ts). */
 export interface CudaDevice {
   readonly props: DeviceProps;
   /** A module from PTX (`source` is the CUDA C it came from, for errors and for emulation). */
   loadModule(ptx: string, what: string, source: string): unknown;
   getFunction(module: unknown, name: string): unknown;
-  launch(fn: unknown, grid: readonly number[], block: readonly number[], args: readonly DevicePtr[], what: string): void;
+  /** `what(i)` names launch i in errors (called only on failure). */
+  prepare(launches: readonly LaunchSpec[], what: (i: number) => string): LaunchList;
   alloc(bytes: number): DevicePtr;
   free(ptr: DevicePtr): void;
   upload(dst: DevicePtr, src: Uint8Array): void;
@@ -63,19 +83,18 @@ export class CudaDriver implements CudaDevice {
   }
 
   /**
-   * Opens device `ordinal` of libcuda.so.1 (or of $TWINFLOW_LIBCUDA). Throws 'libcuda.so.1 not found (no NVIDIA
+   * Opens device `ordinal` of libcuda.so.1 (or of `file`, by default $TWINFLOW_LIBCUDA). Throws 'libcuda.so.1 not found (no NVIDIA
    * driver on this machine)' when the driver library is missing, and 'no CUDA device ...' when it loads but
    * finds no GPU.
    */
-  static open(ordinal = 0): CudaDriver {
+  static open(ordinal = 0, file = (typeof process !== 'undefined' && process.env.TWINFLOW_LIBCUDA) || 'libcuda.so.1'): CudaDriver {
     const k = koffi();
-    const file = (typeof process !== 'undefined' && process.env.TWINFLOW_LIBCUDA) || 'libcuda.so.1';
     let lib;
     try {
       lib = k.load(file);
     } catch (e) {
       const why = (e as Error).message.split('\n')[0]!;
-      if (file !== 'libcuda.so.1') throw new CudaDriverError(`cannot load TWINFLOW_LIBCUDA=${file}: ${why}`);
+      if (file !== 'libcuda.so.1') throw new CudaDriverError(`cannot load the CUDA driver library ${file}: ${why}`);
       throw new CudaDriverError(`libcuda.so.1 not found (no NVIDIA driver on this machine)${/cannot open shared object/.test(why) ? '' : `: ${why}`}`);
     }
     const f = bind(k, lib);
@@ -129,10 +148,35 @@ export class CudaDriver implements CudaDevice {
     return fn[0];
   }
 
-  /** Launches `fn` with pointer arguments on the backend's stream. */
-  launch(fn: Handle, grid: readonly number[], block: readonly number[], args: readonly DevicePtr[], what: string): void {
-    const params = args.map((p) => new BigUint64Array([p]));
-    check(this.f, this.f.cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0], block[1], block[2], 0, this.stream, params, null), 'cuLaunchKernel', what);
+  /**
+   * The parameters live in one native block that does not move: n u64 values, then n pointers to them, so
+   * launch i's `void **kernelParams` is a fixed address into the second half, passed as a number. A run writes
+   * values and makes one FFI call per launch, with no allocation; the block is freed with the list.
+   */
+  prepare(launches: readonly LaunchSpec[], what: (i: number) => string): LaunchList {
+    const k = koffi();
+    const n = launches.reduce((a, l) => a + l.args, 0);
+    const block = k.alloc('uint64_t', 2 * n + 1);
+    const base = k.address(block);
+    const words = new BigUint64Array(k.view(block, 8 * (2 * n + 1)));
+    for (let i = 0; i < n; i++) words[n + i] = base + 8n * BigInt(i);
+    const fns = launches.map((l) => l.fn);
+    const dims = new Uint32Array(launches.flatMap((l) => [l.grid[0]!, l.grid[1]!, l.grid[2]!, l.block[0]!, l.block[1]!, l.block[2]!]));
+    const addrs = new Float64Array(launches.length);
+    for (let i = 0, slot = 0; i < launches.length; slot += launches[i]!.args, i++) addrs[i] = Number(base) + 8 * (n + slot);
+    const { f, stream } = this;
+    const launch = f.cuLaunchKernel;
+    const list: LaunchList = {
+      params: words.subarray(0, n),
+      run() {
+        for (let i = 0, d = 0; i < fns.length; i++, d += 6) {
+          const rc = launch(fns[i], dims[d], dims[d + 1], dims[d + 2], dims[d + 3], dims[d + 4], dims[d + 5], 0, stream, addrs[i], null);
+          if (rc !== 0) throw new CudaDriverError(`cuda: cuLaunchKernel (${what(i)}) failed: ${errorText(f, rc)}`, rc, i);
+        }
+      },
+    };
+    nativeBlocks.register(list, block);
+    return list;
   }
 
   alloc(bytes: number): DevicePtr {
@@ -197,6 +241,8 @@ export class CudaDriver implements CudaDevice {
 }
 
 let typesDeclared = false;
+/** Frees a LaunchList's parameter block when the list is collected. */
+const nativeBlocks = new FinalizationRegistry<unknown>((block) => koffi().free(block));
 
 function bind(k: KoffiModule, lib: ReturnType<KoffiModule['load']>) {
   if (!typesDeclared) {

@@ -17,7 +17,7 @@ import { type AVal, sizeOf } from '../../dsl/shape.ts';
 import { bufferOf } from '../../dsl/trace.ts';
 import { BufferPool } from '../runtime/pool.ts';
 import { type CudaCaps, cudaModuleSource, type RenderedCuda, renderCuda } from './cuda-c.ts';
-import { type CudaDevice, CudaDriver, type DevicePtr } from './driver.ts';
+import { type CudaDevice, CudaDriver, CudaDriverError, type DevicePtr, type LaunchList } from './driver.ts';
 import { compileToPtx, nvrtc, NvrtcError } from './nvrtc.ts';
 
 /** Environment settings; empty where there is no process (a bundle for a page, where cuda cannot run anyway). */
@@ -63,6 +63,19 @@ interface CompiledKernel {
   fn: unknown;
   rendered: RenderedCuda;
   kernel: Kernel;
+}
+
+/** An executable's launches, prepared at compile time (CudaBackend.prepare). */
+interface Prepared {
+  list: LaunchList;
+  /** The CUDA C of launch j, for errors. */
+  source(j: number): string;
+  /** Entry names of the plan's kernels (the backend's lastRun). */
+  names: string[];
+  /** Pairs (parameter slot, graph input) and (parameter slot, planned buffer) rewritten every run. */
+  fromInput: Int32Array;
+  fromBuffer: Int32Array;
+  outputs: ({ buffer: number } | { copyInput: number } | { copyBuffer: number } | { copy: CudaBuffer })[];
 }
 
 /** Renders the plan's kernels that `have` lacks and compiles them as one module; returns the new ones by key. */
@@ -210,38 +223,65 @@ export class CudaBackend implements Backend {
     for (const [k, v] of fresh) this.functions.set(k, v);
     const kernels = plan.steps.map((s) => this.functions.get(kernelCacheKey(s.key, s.kernel, caps))!);
     const consts = plan.values.map((v) => (v.kind === 'const' ? (bufferOf(v.tensor, this) as CudaBuffer) : undefined));
-    return { run: (inputs) => this.run(plan, kernels, consts, inputs as CudaBuffer[]) };
+    const prepared = this.prepare(plan, kernels, consts);
+    return { run: (inputs) => this.run(plan, prepared, inputs as CudaBuffer[]) };
   }
 
-  private run(plan: Plan, kernels: CompiledKernel[], consts: (CudaBuffer | undefined)[], inputs: CudaBuffer[]): DeviceBuffer[] {
+  /**
+   * The plan's launches as one LaunchList, and where each run's parameters come from: constants are written
+   * once here; inputs and planned buffers (which change per run) are rewritten by slot each run.
+   */
+  private prepare(plan: Plan, kernels: CompiledKernel[], consts: (CudaBuffer | undefined)[]): Prepared {
+    const launched = plan.steps.flatMap((_, i) => (kernels[i]!.rendered.grid.some((d) => d === 0) ? [] : [i])); // an empty grid computes nothing
+    const list = this.driver.prepare(
+      launched.map((i) => ({ fn: kernels[i]!.fn, grid: kernels[i]!.rendered.grid, block: kernels[i]!.rendered.block, args: plan.steps[i]!.args.length })),
+      (j) => `${plan.steps[launched[j]!]!.kernel.name} = ${kernels[launched[j]!]!.rendered.entry}`,
+    );
+    const fromInput: number[] = [], fromBuffer: number[] = [];
+    let slot = 0;
+    for (const i of launched) {
+      for (const v of plan.steps[i]!.args) {
+        const pv = plan.values[v]!;
+        if (pv.kind === 'const') list.params[slot] = consts[v]!.ptr;
+        else if (pv.kind === 'input') fromInput.push(slot, pv.input);
+        else fromBuffer.push(slot, plan.bufferOf[v]!);
+        slot++;
+      }
+    }
+    // each output: its planned buffer (a computed value, the first time it appears) or a copy of its source
+    const seen = new Set<number>();
+    const outputs = plan.outputs.map((v): Prepared['outputs'][number] => {
+      const pv = plan.values[v]!;
+      if (pv.kind === 'computed' && !seen.has(v)) {
+        seen.add(v);
+        return { buffer: plan.bufferOf[v]! };
+      }
+      return pv.kind === 'input' ? { copyInput: pv.input } : pv.kind === 'const' ? { copy: consts[v]! } : { copyBuffer: plan.bufferOf[v]! };
+    });
+    return {
+      list, source: (j) => kernels[launched[j]!]!.rendered.code, names: kernels.map((k) => k.rendered.entry),
+      fromInput: Int32Array.from(fromInput), fromBuffer: Int32Array.from(fromBuffer), outputs,
+    };
+  }
+
+  private run(plan: Plan, p: Prepared, inputs: CudaBuffer[]): DeviceBuffer[] {
     const physical = plan.buffers.map((b) => (b.donor !== undefined ? inputs[b.donor]! : this.acquire(b.bytes)));
     // (a donated input still holds the values the plan reads)
     if (cudaDebug.poison) physical.forEach((b, i) => plan.buffers[i]!.donor === undefined && this.driver.fill(b.ptr, 0xff, b.bytes));
-    const bufferOfValue = (v: number): CudaBuffer => {
-      const pv = plan.values[v]!;
-      if (pv.kind === 'input') return inputs[pv.input]!;
-      if (pv.kind === 'const') return consts[v]!;
-      return physical[plan.bufferOf[v]!]!;
-    };
-    this.lastRun = kernels.map((k) => k.rendered.entry);
-    plan.steps.forEach((s, i) => {
-      const { fn, rendered } = kernels[i]!;
-      if (rendered.grid.some((d) => d === 0)) return; // nothing to compute (an empty axis)
-      try {
-        this.driver.launch(fn, rendered.grid, rendered.block, s.args.map((v) => bufferOfValue(v).ptr), `${s.kernel.name} = ${rendered.entry}`);
-      } catch (e) {
-        throw new CudaError(`${(e as Error).message}\n--- source ---\n${rendered.code}`);
-      }
-    });
+    const params = p.list.params, fi = p.fromInput, fb = p.fromBuffer;
+    for (let j = 0; j < fi.length; j += 2) params[fi[j]!] = inputs[fi[j + 1]!]!.ptr;
+    for (let j = 0; j < fb.length; j += 2) params[fb[j]!] = physical[fb[j + 1]!]!.ptr;
+    this.lastRun = p.names;
+    try {
+      p.list.run();
+    } catch (e) {
+      const launch = e instanceof CudaDriverError ? e.launch : undefined;
+      throw new CudaError(launch === undefined ? (e as Error).message : `${(e as Error).message}\n--- source ---\n${p.source(launch)}`);
+    }
     // Outputs that are inputs, constants or repeated get a copy of their own: every output owns its buffer.
-    const owned = new Set<number>();
-    const outs = plan.outputs.map((v) => {
-      const pv = plan.values[v]!;
-      if (pv.kind === 'computed' && !owned.has(v)) {
-        owned.add(v);
-        return physical[plan.bufferOf[v]!]!;
-      }
-      const src = bufferOfValue(v);
+    const outs = p.outputs.map((o) => {
+      if ('buffer' in o) return physical[o.buffer]!;
+      const src = 'copy' in o ? o.copy : 'copyInput' in o ? inputs[o.copyInput]! : physical[o.copyBuffer]!;
       const dst = this.acquire(src.bytes);
       this.driver.copy(dst.ptr, src.ptr, Math.min(src.bytes, dst.bytes));
       return dst;

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import koffi from 'koffi';
 import { PTX_PRIMITIVES } from '../../backends/cuda/ptx.ts';
-import type { CudaDevice, DeviceProps, DevicePtr } from '../../backends/cuda/driver.ts';
+import type { CudaDevice, DeviceProps, DevicePtr, LaunchList, LaunchSpec } from '../../backends/cuda/driver.ts';
 
 const HEADER = String.raw`#include <barrier>
 #include <cmath>
@@ -229,9 +229,23 @@ export class EmulatedCudaDevice implements CudaDevice {
     return (module as ReturnType<typeof koffi.load>).func(`void launch_${name}(unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, const uint64_t *p)`);
   }
 
-  launch(fn: unknown, grid: readonly number[], block: readonly number[], args: readonly DevicePtr[]): void {
-    this.counts.launches++;
-    (fn as (...a: unknown[]) => void)(grid[0], grid[1], grid[2], block[0], block[1], block[2], BigUint64Array.from(args));
+  /** Parameters in one JS array: each launch reads its slice (the emulated kernels take `const uint64_t *`). */
+  prepare(launches: readonly LaunchSpec[]): LaunchList {
+    const params = new BigUint64Array(launches.reduce((a, l) => a + l.args, 0));
+    let slot = 0;
+    const calls = launches.map((l) => {
+      const p = params.subarray(slot, (slot += l.args));
+      return () => (l.fn as (...a: unknown[]) => void)(l.grid[0], l.grid[1], l.grid[2], l.block[0], l.block[1], l.block[2], p);
+    });
+    return {
+      params,
+      run: () => {
+        for (const call of calls) {
+          this.counts.launches++;
+          call();
+        }
+      },
+    };
   }
 
   alloc(bytes: number): DevicePtr {
