@@ -5,7 +5,7 @@
 // whole jitted call (argument flattening, cache lookup, run, output tensors) per launch. Issue 15's target:
 // under 10 µs per launch.
 //
-//   npm run bench:launch [-- --steps 20 --small]
+//   npm run bench:launch [-- --steps 5 --chain 100 --small]   (calls per repetition)
 
 import os from 'node:os';
 import * as tw from '../index.ts';
@@ -50,22 +50,32 @@ be.compile = (...a: Parameters<typeof be.compile>): Executable => {
   };
 };
 
-interface Row { name: string; launches: number; calls: number; runUs: number; callUs: number }
+interface Row { name: string; launches: number; runUs: number[]; callUs: number[] }
 const rows: Row[] = [];
+const REPS = 7;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
-/** Times `calls` calls of `call` after `warm` warm-up calls; launches per call from the stub's count. */
+/**
+ * µs per launch over REPS repetitions of `calls` calls each, after warm-up (the machine may be shared: the
+ * minimum is the host cost with the least interference, the median what a run typically sees).
+ */
 async function measure(name: string, call: () => void, calls: number, warm = 2): Promise<void> {
   for (let i = 0; i < warm; i++) call();
   be.synchronize();
-  const l0 = fake.launches();
-  runMs = 0;
-  const t0 = performance.now();
-  for (let i = 0; i < calls; i++) call();
-  const wall = performance.now() - t0;
-  const launches = (fake.launches() - l0) / calls;
-  const row = { name, launches, calls, runUs: (runMs * 1e3) / (calls * launches), callUs: (wall * 1e3) / (calls * launches) };
+  const row: Row = { name, launches: 0, runUs: [], callUs: [] };
+  for (let r = 0; r < REPS; r++) {
+    const l0 = fake.launches();
+    runMs = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) call();
+    const wall = performance.now() - t0;
+    const n = fake.launches() - l0;
+    row.launches = n / calls;
+    row.runUs.push((runMs * 1e3) / n);
+    row.callUs.push((wall * 1e3) / n);
+  }
   rows.push(row);
-  console.log(`${name}: ${launches} launches per call, run() ${row.runUs.toFixed(2)} µs per launch, whole call ${row.callUs.toFixed(2)} µs per launch`);
+  console.log(`${name}: ${row.launches} launches per call, run() ${median(row.runUs).toFixed(2)} µs per launch, whole call ${median(row.callUs).toFixed(2)} µs per launch (medians of ${REPS})`);
 }
 
 // ---- the TwinFlow step (compiling it takes a while the first time: NVRTC, then the PTX cache)
@@ -82,7 +92,7 @@ async function measure(name: string, call: () => void, calls: number, warm = 2):
   const call = () => void (st = step(st.state, st.sums, st.guard, batch, tw.random.foldIn(key, i++)));
   call();
   console.log(`TwinFlow step ${size.model} batch ${size.batch}: first call (trace, compile, run) ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  await measure(`TwinFlow training step, ${size.model}, batch ${size.batch}`, call, opt('steps', 20));
+  await measure(`TwinFlow training step, ${size.model}, batch ${size.batch}`, call, opt('steps', 5));
 }
 
 // ---- a chain of small layers: one matmul (bias and tanh fused) per launch, parameters as inputs
@@ -95,11 +105,12 @@ async function measure(name: string, call: () => void, calls: number, warm = 2):
     for (const wj of w) h = tw.tanh(tw.matmul(h, wj));
     return h;
   });
-  await measure(`chain of ${depth} matmul+tanh layers, 16x${width}`, () => void f(x, ws), opt('chain', 200));
+  await measure(`chain of ${depth} matmul+tanh layers, 16x${width}`, () => void f(x, ws), opt('chain', 100));
 }
 
 const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
-console.log(`\nHost µs per launch, cuda backend through koffi on the stub libcuda; ${cpu} (${os.cpus().length} cores), node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
+const f = (xs: number[]) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)})`;
+console.log(`\nHost µs per launch, median (min) of ${REPS} repetitions: the cuda backend through koffi on the stub libcuda; ${cpu} (${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}), node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
 console.log('| workload | launches per call | run() µs per launch | whole call µs per launch |');
 console.log('|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.name} | ${r.launches} | ${r.runUs.toFixed(2)} | ${r.callUs.toFixed(2)} |`);
+for (const r of rows) console.log(`| ${r.name} | ${r.launches} | ${f(r.runUs)} | ${f(r.callUs)} |`);

@@ -246,10 +246,14 @@ export function donatedLeaves(args: readonly unknown[], argnums: readonly number
     if (argnums.includes(i)) for (let k = at; k < at + n; k++) out.add(k);
     at += n;
   });
-  for (const i of out) {
-    if (leaves.indexOf(leaves[i]!) !== leaves.lastIndexOf(leaves[i]!)) {
-      throw new TransformError(`jit: a donated tensor ${fmtAVal(leaves[i]!.aval)} is passed more than once; donate a copy or stop donating it`);
-    }
+  // linear in the leaves (a training step passes thousands): count each donated tensor's occurrences
+  const count = new Map<Tensor, number>();
+  for (const i of out) count.set(leaves[i]!, 0);
+  for (const l of leaves) {
+    const n = count.get(l);
+    if (n === undefined) continue;
+    if (n > 0) throw new TransformError(`jit: a donated tensor ${fmtAVal(l.aval)} is passed more than once; donate a copy or stop donating it`);
+    count.set(l, 1);
   }
   return out;
 }
