@@ -83,9 +83,9 @@ export class CudaDriver implements CudaDevice {
   }
 
   /**
-   * Opens device `ordinal` of libcuda.so.1 (or of `file`, by default $TWINFLOW_LIBCUDA). Throws 'libcuda.so.1 not found (no NVIDIA
-   * driver on this machine)' when the driver library is missing, and 'no CUDA device ...' when it loads but
-   * finds no GPU.
+   * Opens device `ordinal` of libcuda.so.1 (or of `file`, by default $TWINFLOW_LIBCUDA). Throws 'libcuda.so.1
+   * not found (no NVIDIA driver on this machine)' when the driver library is missing, and 'no CUDA device ...'
+   * when it loads but finds no GPU.
    */
   static open(ordinal = 0, file = (typeof process !== 'undefined' && process.env.TWINFLOW_LIBCUDA) || 'libcuda.so.1'): CudaDriver {
     const k = koffi();
