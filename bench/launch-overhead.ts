@@ -1,7 +1,8 @@
 // Host time per kernel launch of the cuda backend, through the real driver bindings (koffi) on the stand-in
 // libcuda (test/support/fake-libcuda.c: launches run nothing, so all time measured is the host's): the TwinFlow
 // training step of mmdit-small at batch 128 (bench/twinflow-step.ts, state donated) and a chain of small
-// matmul layers. Two figures per row: the executable's run() (plan → buffers → launches) per launch, and the
+// matmul layers (a chain of elementwise ops would fuse into one kernel). Warm runs only: buffers come from the
+// pool (the stub's cuMemAlloc is host malloc, whose page faults say nothing of a GPU's). Two figures per row: the executable's run() (plan → buffers → launches) per launch, and the
 // whole jitted call (argument flattening, cache lookup, run, output tensors) per launch. Issue 15's target:
 // under 10 µs per launch.
 //
