@@ -156,13 +156,14 @@ describe.skipIf(reason !== undefined)('cuda backend through koffi on the fake li
       ({ p, m, t } = r);
     }
     const stepPlan = compiled.at(-1)!.plan;
-    const [allocs, launches] = [fake.allocs(), fake.launches()];
+    const [allocs, launches, counted] = [fake.allocs(), fake.launches(), backend.stats().launches];
     const counter = (bufferOf(t, backend) as CudaBuffer).ptr;
     const r = step(p, m, t);
     expect((bufferOf(r.t, backend) as CudaBuffer).ptr).toBe(counter); // updated in place
     const fresh = stepPlan.buffers.filter((b) => b.output && b.donor === undefined).length;
     expect(fake.allocs() - allocs).toBeLessThanOrEqual(fresh);
     expect(fake.launches() - launches).toBeGreaterThan(5);
+    expect(backend.stats().launches - counted).toBe(fake.launches() - launches);
     expect(stepPlan.steps.some((s) => s.kernel.kind === 'matmul')).toBe(true);
     expect(checkRuns()).toEqual([]);
     // every kind of argument was seen and checked

@@ -68,6 +68,8 @@ interface CompiledKernel {
 /** An executable's launches, prepared at compile time (CudaBackend.prepare). */
 interface Prepared {
   list: LaunchList;
+  /** How many launches a run makes. */
+  launches: number;
   /** The CUDA C of launch j, for errors. */
   source(j: number): string;
   /** Entry names of the plan's kernels (the backend's lastRun). */
@@ -126,6 +128,8 @@ export class CudaBackend implements Backend {
   private readonly modules: unknown[] = [];
   /** Device allocations made and not freed (in use or pooled). */
   liveBuffers = 0;
+  /** Kernel launches made (benchmarks: host time per launch). */
+  private launches = 0;
   /** Names of the kernels of the last plan run, for errors that surface at the next wait. */
   private lastRun: string[] = [];
 
@@ -259,7 +263,7 @@ export class CudaBackend implements Backend {
       return pv.kind === 'input' ? { copyInput: pv.input } : pv.kind === 'const' ? { copy: consts[v]! } : { copyBuffer: plan.bufferOf[v]! };
     });
     return {
-      list, source: (j) => kernels[launched[j]!]!.rendered.code, names: kernels.map((k) => k.rendered.entry),
+      list, launches: launched.length, source: (j) => kernels[launched[j]!]!.rendered.code, names: kernels.map((k) => k.rendered.entry),
       fromInput: Int32Array.from(fromInput), fromBuffer: Int32Array.from(fromBuffer), outputs,
     };
   }
@@ -272,6 +276,7 @@ export class CudaBackend implements Backend {
     for (let j = 0; j < fi.length; j += 2) params[fi[j]!] = inputs[fi[j + 1]!]!.ptr;
     for (let j = 0; j < fb.length; j += 2) params[fb[j]!] = physical[fb[j + 1]!]!.ptr;
     this.lastRun = p.names;
+    this.launches += p.launches;
     try {
       p.list.run();
     } catch (e) {
@@ -308,8 +313,8 @@ export class CudaBackend implements Backend {
     }
   }
 
-  stats(): { liveBuffers: number; pooled: number; kernels: number; modules: number } {
-    return { liveBuffers: this.liveBuffers, pooled: this.pool.size, kernels: this.functions.size, modules: this.modules.length };
+  stats(): { liveBuffers: number; pooled: number; kernels: number; modules: number; launches: number } {
+    return { liveBuffers: this.liveBuffers, pooled: this.pool.size, kernels: this.functions.size, modules: this.modules.length, launches: this.launches };
   }
 
   /** The rendered kernels compiled so far (for inspection and benchmarks). */
