@@ -94,7 +94,8 @@ export function compile(f: (...args: never[]) => unknown, args: readonly unknown
   const seconds = { trace: 0, simplify: 0, plan: 0, render: 0, nvrtc: 0 };
   let t0 = now();
   const traced = traceGraph(f as (...a: unknown[]) => unknown, args);
-  const donated = donatedLeaves(args, opts.donate ?? [], flatten(args)[0]);
+  const [leaves, def] = flatten(args);
+  const donated = donatedLeaves(def, opts.donate ?? [], leaves);
   seconds.trace = now() - t0;
   t0 = now();
   const graph = simplify(traced.graph, { final: true });

@@ -57,6 +57,15 @@ export function unflatten(def: TreeDef, leaves: readonly Tensor[]): unknown {
   return out;
 }
 
+/** How many leaves a structure holds. */
+export function leafCount(def: TreeDef): number {
+  if (def.kind === 'leaf') return 1;
+  if (def.kind === 'static') return 0;
+  let n = 0;
+  for (const c of def.children) n += leafCount(c);
+  return n;
+}
+
 /** Where each leaf sits (object keys and array indices from the root), in flatten order. */
 export function leafPaths(def: TreeDef): string[][] {
   const out: string[][] = [];

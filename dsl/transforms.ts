@@ -11,7 +11,7 @@ import { isFloat } from './dtype.ts';
 import { TransformError } from './errors.ts';
 import { formatGraph, type Graph } from './graph.ts';
 import { onesLike, zerosLike } from './ops/creation.ts';
-import { flatten, leafPaths, type TreeDef, treeKey, unflatten } from './pytree.ts';
+import { flatten, leafCount, leafPaths, type TreeDef, treeKey, unflatten } from './pytree.ts';
 import { fmtAVal, shapeEq } from './shape.ts';
 import { abstractError, Tensor } from './tensor.ts';
 import { bufferOf, fromBuffer, isTracing, withTrace } from './trace.ts';
@@ -164,7 +164,7 @@ export function jit<F extends Fn>(f: F, opts: JitOptions = {}): Jitted<F> {
     const [leaves, def] = flatten(args);
     const unbound = leaves.find((l) => l.ref.kind === 'abstract');
     if (unbound) throw abstractError(unbound, `jit ${name}`);
-    const donated = donatedLeaves(args, opts.donate ?? [], leaves);
+    const donated = donatedLeaves(def, opts.donate ?? [], leaves);
     const be = backend();
     const key = `${be.name}|${treeKey(def)}|${leaves.map((l) => fmtAVal(l.aval)).join(';')}|${[...donated]}`;
     let entry = cache.get(key);
@@ -236,13 +236,16 @@ export function replacements(args: TreeDef, outs: TreeDef, donated: ReadonlySet<
   return out;
 }
 
-/** Indices (among all tensor leaves) of the leaves of the donated arguments; a donated tensor may appear once. */
-export function donatedLeaves(args: readonly unknown[], argnums: readonly number[], leaves: readonly Tensor[]): Set<number> {
+/**
+ * Indices (among all tensor leaves) of the leaves of the donated arguments, from the flattened argument list
+ * (`def` its structure, `leaves` its leaves); a donated tensor may appear once.
+ */
+export function donatedLeaves(def: TreeDef, argnums: readonly number[], leaves: readonly Tensor[]): Set<number> {
   const out = new Set<number>();
-  if (!argnums.length) return out;
+  if (!argnums.length || def.kind !== 'array') return out;
   let at = 0;
-  args.forEach((a, i) => {
-    const n = flatten(a)[0].length;
+  def.children.forEach((a, i) => {
+    const n = leafCount(a);
     if (argnums.includes(i)) for (let k = at; k < at + n; k++) out.add(k);
     at += n;
   });
