@@ -4,10 +4,14 @@
 // sibling attention kernels (and where it must not fuse), and the documented semantics of rows whose keys are
 // all masked.
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import { renderWgsl } from '../backends/webgpu/wgsl.ts';
+import { webgpuInstance } from '../backends/webgpu/index.ts';
 import { bind } from '../dsl/trace.ts';
+import { attentionCases } from './conformance/cases.ts';
+import { makeInputs, runCase, toTensors } from './conformance/harness.ts';
+import { unavailable } from './support/backend-probe.ts';
 
 type B = tw.Tensor<'bf16'>;
 /** Qwen-Image-20B's joint attention: 24 heads of 128 over 4,096 image + 512 text tokens. */
@@ -94,6 +98,31 @@ describe('sibling attention kernels fuse (FlashAttention-2 structure)', () => {
     const f = (a: F, b: F, c: F, m: tw.Tensor<'bool'>) => [tw.attention(a, b, c, { mask: m, scale: 0.3 }), bind('attentionLse', [a, b, m], { scale: 0.3 })];
     expect(modes(webgpu(5, f))).toEqual(['forward', 'lse']);
     expect(modes(webgpu(6, f))).toEqual(['forward+lse']);
+  });
+});
+
+const webgpu = await unavailable('webgpu', 'attention: skipping the fallback run on webgpu');
+
+describe.skipIf(webgpu !== undefined)('on a WebGPU device with the default 8 storage buffers', () => {
+  afterAll(() => tw.setBackend('cpu'));
+
+  it('a masked gradient runs dk and dv as kernels of their own, and matches the oracle', async () => {
+    const dawn = (await import('webgpu')) as unknown as { create(a: string[]): GPU };
+    const gpu = dawn.create([]); // held: Dawn frees its instance when this is collected
+    const adapter = (await gpu.requestAdapter())!;
+    // the default limits (lavapipe offers 16 storage buffers; the backend would ask for them)
+    const device = await adapter.requestDevice();
+    try {
+      await tw.setBackend('webgpu', { device });
+      expect(webgpuInstance()!.target.maxArgs).toBe(8);
+      const c = attentionCases.find((k) => k.name === 'attention: gradients')!;
+      // forward+lse, dq, dk, dv (dk+dv would bind 9)
+      expect(tw.explain(c.fn, ...toTensors(makeInputs(c, 'f32'), 'f32')).kernels.filter((k) => k.kind === 'attention')).toHaveLength(4);
+      expect(await runCase(c, 'webgpu', 'f32', ['jit'])).toEqual([]);
+    } finally {
+      await tw.setBackend('cpu');
+      device.destroy();
+    }
   });
 });
 
