@@ -7,7 +7,8 @@
 //   - a reduction joins a group whose root has the reduction's input shape (softmax, layerNorm: several
 //     reductions over the same rows, then elementwise work on the row) or its output shape (epilogue);
 //   - a dot joins a map group whose root has its output shape (bias, activation, residual epilogues);
-//   - sorts, scatters and attention make groups of their own.
+//   - sorts, scatters and attention make groups of their own, but for two sibling attention primitives with
+//     the same operands, which share one (fuseAttentionSiblings: forward+lse, dk+dv).
 // A kernel has a reduction's (or dot's) result only at its own row (or output element), so one joins only if
 // every path from it to where the group reads or stores it keeps those coordinates (keepsCoords); a result
 // read through a transpose or slice, say, stays the root of its own group.
@@ -40,7 +41,10 @@ export interface Group {
   signature?: { shape: Shape; axes: number[] };
   /** matmul: members that feed the dot's operands. */
   prologue: Set<number>;
-  /** Members that are also graph outputs, stored by the same kernel (same iteration space as the root). */
+  /**
+   * Members that are also graph outputs, stored by the same kernel (same iteration space as the root); in an
+   * attention group, the fused sibling (fuseAttentionSiblings).
+   */
   extraOutputs: number[];
 }
 
