@@ -14,7 +14,7 @@
 // FlashAttention-2's structure: the forward also stores the logsumexp the backward needs, and dK and dV come
 // from one pass over the (key, query) pairs; dQ, which runs over the transposed pairs, is a kernel of its own.
 // The fused modes are what the planner makes of sibling primitives with the same operands
-// (compiler/fusion/partition.ts); alone, each primitive is one of the first five. Renderers print this table;
+// (compiler/fusion/partition.ts); alone, a primitive is forward, lse, dq, dk or dv. Renderers print this table;
 // what differs between targets is spelling, tile sizes and index width (64-bit offsets in CUDA C, u32 in WGSL).
 
 import type { AttentionKernel } from './kernel.ts';
