@@ -63,10 +63,10 @@ if (only.includes('cold')) {
 }
 
 const s = (v: number) => v.toFixed(2);
-console.log('| case | trace s | simplify s | plan s | render s | NVRTC s | total s | target s | kernels (unique) | peak activations |');
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('| case | trace s | simplify s | plan s | render s | NVRTC s | total s | target s | kernels (unique) | bytes moved | peak activations |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const { name, target, c, wall } of rows) {
   const p = c.summary.seconds;
   const note = c.summary.note ? ` (${c.summary.note.split(';')[0]})` : '';
-  console.log(`| ${name}${note} | ${s(p.trace)} | ${s(p.simplify)} | ${s(p.plan)} | ${s(p.render)} | ${s(p.nvrtc)} | ${s(wall)} | ${wall <= target ? '' : 'over '}${target} | ${c.summary.kernels} (${c.summary.uniqueKernels}) | ${(c.summary.peakActivationBytes / 2 ** 30).toFixed(2)} GiB |`);
+  console.log(`| ${name}${note} | ${s(p.trace)} | ${s(p.simplify)} | ${s(p.plan)} | ${s(p.render)} | ${s(p.nvrtc)} | ${s(wall)} | ${wall <= target ? '' : 'over '}${target} | ${c.summary.kernels} (${c.summary.uniqueKernels}) | ${(c.summary.bytes / 2 ** 40).toFixed(3)} TiB | ${(c.summary.peakActivationBytes / 2 ** 30).toFixed(2)} GiB |`);
 }

@@ -1,11 +1,17 @@
 // Fused attention beyond the conformance cases (test/conformance/cases.ts attentionCases, which check every
-// mode against the oracle on each backend): qwen-size shapes compile without a device and without a Lq×Lk
-// buffer, indices past 2^31 elements in CUDA C, WGSL's u32 limit named, and the documented semantics of rows
-// whose keys are all masked.
+// mode, fused and alone, against the oracle on each backend): qwen-size shapes compile without a device and
+// without a Lq×Lk buffer, indices past 2^31 elements in CUDA C, WGSL's u32 limit named, the planner's fusion of
+// sibling attention kernels (and where it must not fuse), and the documented semantics of rows whose keys are
+// all masked.
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import { renderWgsl } from '../backends/webgpu/wgsl.ts';
+import { webgpuInstance } from '../backends/webgpu/index.ts';
+import { bind } from '../dsl/trace.ts';
+import { attentionCases } from './conformance/cases.ts';
+import { makeInputs, runCase, toTensors } from './conformance/harness.ts';
+import { unavailable } from './support/backend-probe.ts';
 
 type B = tw.Tensor<'bf16'>;
 /** Qwen-Image-20B's joint attention: 24 heads of 128 over 4,096 image + 512 text tokens. */
@@ -27,7 +33,7 @@ describe('fused attention at full size (abstract values, no device)', () => {
     expect(fwd.kernels[0]!.source).toContain('long long');
     const bwd = tw.compile(tw.grad(loss, { argnums: [0, 1, 2] }), [...qkv(5), mask], { target: 'cuda', ptx: false });
     const modes = bwd.plan.steps.flatMap((s) => (s.kernel.kind === 'attention' ? [s.kernel.mode] : []));
-    expect(modes.sort()).toEqual(['dk', 'dq', 'dv', 'forward', 'lse']);
+    expect(modes.sort()).toEqual(['dk+dv', 'dq', 'forward+lse']); // the forward hands the backward its lse; dK and dV in one pass
     expect(largest(bwd)).toBe(5 * H * L * D);
   });
 
@@ -39,6 +45,84 @@ describe('fused attention at full size (abstract values, no device)', () => {
     expect(() => renderWgsl(c.plan.steps[0]!.kernel, { f16: true, software: false, subgroups: false })).toThrow(/past what u32 indices reach/);
     // tw.compile for WebGPU stops earlier, at the binding limit
     expect(() => tw.compile((a: tw.Tensor<'f16'>, b: tw.Tensor<'f16'>, d: tw.Tensor<'f16'>) => tw.attention(a, b, d), [q, k, v], { target: 'webgpu' })).toThrow(/maxStorageBufferBindingSize/);
+  });
+});
+
+/** The attention kernels of a compiled program by mode, sorted (other kernels left out). */
+const modes = (c: tw.Compiled) => c.plan.steps.flatMap((s) => (s.kernel.kind === 'attention' ? [s.kernel.mode] : [])).sort();
+
+describe('sibling attention kernels fuse (FlashAttention-2 structure)', () => {
+  type F = tw.Tensor<'f32'>;
+  const [q, k, v] = [tw.abstract([2, 4, 40, 16]), tw.abstract([2, 4, 48, 16]), tw.abstract([2, 4, 48, 8])];
+  const mask = tw.abstract([2, 1, 40, 48], 'bool');
+  const grads = (f: (a: F, b: F, c: F, m: tw.Tensor<'bool'>) => F) => (a: F, b: F, c: F, m: tw.Tensor<'bool'>) => tw.grad((x: F, y: F, z: F) => tw.sum(tw.square(f(x, y, z, m))), { argnums: [0, 1, 2] })(a, b, c);
+  const attend = (a: F, b: F, c: F, m: tw.Tensor<'bool'>) => tw.attention(a, b, c, { mask: m });
+
+  it('attention\'s gradient: one forward+lse kernel, one dq, one dk+dv', () => {
+    const c = tw.compile(grads(attend), [q, k, v, mask], { target: 'cuda', ptx: false });
+    expect(modes(c)).toEqual(['dk+dv', 'dq', 'forward+lse']);
+    const [fwd, dkv] = ['forward+lse', 'dk+dv'].map((m) => c.plan.steps.find((s) => s.kernel.kind === 'attention' && s.kernel.mode === m)!.kernel);
+    // two outputs each: O [.., 40, 8] and lse [.., 40] in f32; dK [.., 48, 16] and dV [.., 48, 8]
+    expect(fwd!.args.filter((a) => a.access === 'write').map((a) => [a.size, a.type])).toEqual([[2 * 4 * 40 * 8, 'f32'], [2 * 4 * 40, 'f32']]);
+    expect(dkv!.args.filter((a) => a.access === 'write').map((a) => a.size)).toEqual([2 * 4 * 48 * 16, 2 * 4 * 48 * 8]);
+  });
+
+  it('under checkpoint the recomputed forward fuses with the lse in the pullback', () => {
+    const c = tw.compile(grads(tw.checkpoint(attend)), [q, k, v, mask], { target: 'cuda', ptx: false });
+    expect(modes(c)).toEqual(['dk+dv', 'dq', 'forward', 'forward+lse']);
+  });
+
+  it('a user program that calls attention and attentionLse on the same operands gets one kernel', () => {
+    const f = (a: F, b: F, c: F, m: tw.Tensor<'bool'>) => [tw.attention(a, b, c, { mask: m, scale: 0.3 }), bind('attentionLse', [a, b, m], { scale: 0.3 })];
+    expect(modes(tw.compile(f, [q, k, v, mask], { target: 'cuda', ptx: false }))).toEqual(['forward+lse']);
+    // another scale, mask or k is another softmax: no fusion
+    const g = (a: F, b: F, c: F, m: tw.Tensor<'bool'>) => [tw.attention(a, b, c, { mask: m, scale: 0.3 }), bind('attentionLse', [a, b, m], { scale: 0.2 }), bind('attentionLse', [a, b], { scale: 0.3 }), bind('attentionLse', [a, tw.neg(b), m], { scale: 0.3 })];
+    expect(modes(tw.compile(g, [q, k, v, mask], { target: 'cuda', ptx: false }))).toEqual(['forward', 'lse', 'lse', 'lse']);
+  });
+
+  it('a forward whose v is computed from the lse does not fuse with it', () => {
+    const qq = tw.abstract([2, 48, 16]), kk = tw.abstract([2, 48, 16]), vv = tw.abstract([2, 48, 8]);
+    const f = (a: F, b: F, c: F) => {
+      const lse = bind('attentionLse', [a, b], { scale: 0.3 }) as F;
+      return tw.attention(a, b, tw.mul(c, lse.reshape([2, 48, 1])), { scale: 0.3 });
+    };
+    expect(modes(tw.compile(f, [qq, kk, vv], { target: 'cuda', ptx: false }))).toEqual(['forward', 'lse']);
+  });
+
+  it('over the buffer limit each stays a kernel of its own', () => {
+    const webgpu = (limit: number, f = grads(attend)) => tw.compile(f, [q, k, v, mask], { target: 'webgpu', limits: { maxStorageBuffersPerShaderStage: limit } });
+    // with a mask, dk+dv binds 9 buffers (q, k, v, dO, lse, delta, mask, dK, dV): over WebGPU's default 8
+    expect(modes(webgpu(8))).toEqual(['dk', 'dq', 'dv', 'forward+lse']);
+    expect(modes(webgpu(9))).toEqual(['dk+dv', 'dq', 'forward+lse']);
+    // attention and attentionLse: 6 buffers fused (q, k, v, mask, O, lse), 5 and 4 apart
+    const f = (a: F, b: F, c: F, m: tw.Tensor<'bool'>) => [tw.attention(a, b, c, { mask: m, scale: 0.3 }), bind('attentionLse', [a, b, m], { scale: 0.3 })];
+    expect(modes(webgpu(5, f))).toEqual(['forward', 'lse']);
+    expect(modes(webgpu(6, f))).toEqual(['forward+lse']);
+  });
+});
+
+const webgpu = await unavailable('webgpu', 'attention: skipping the fallback run on webgpu');
+
+describe.skipIf(webgpu !== undefined)('on a WebGPU device with the default 8 storage buffers', () => {
+  afterAll(() => tw.setBackend('cpu'));
+
+  it('a masked gradient runs dk and dv as kernels of their own, and matches the oracle', async () => {
+    const dawn = (await import('webgpu')) as unknown as { create(a: string[]): GPU };
+    const gpu = dawn.create([]); // held: Dawn frees its instance when this is collected
+    const adapter = (await gpu.requestAdapter())!;
+    // the default limits (lavapipe offers 16 storage buffers; the backend would ask for them)
+    const device = await adapter.requestDevice();
+    try {
+      await tw.setBackend('webgpu', { device });
+      expect(webgpuInstance()!.target.maxArgs).toBe(8);
+      const c = attentionCases.find((k) => k.name === 'attention: gradients')!;
+      // forward+lse, dq, dk, dv (dk+dv would bind 9)
+      expect(tw.explain(c.fn, ...toTensors(makeInputs(c, 'f32'), 'f32')).kernels.filter((k) => k.kind === 'attention')).toHaveLength(4);
+      expect(await runCase(c, 'webgpu', 'f32', ['jit'])).toEqual([]);
+    } finally {
+      await tw.setBackend('cpu');
+      device.destroy();
+    }
   });
 });
 

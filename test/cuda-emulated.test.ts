@@ -52,15 +52,20 @@ describe.skipIf(unavailable !== undefined)('cuda backend on an emulated device',
     });
   }
 
-  // the attention skeleton in every mode (forward, lse, dq, dk, dv), f32 and both 16-bit formats, and the
-  // tensor-core forward
+  // the attention skeleton in every mode (forward, lse, dq, dk, dv, and the fused forward+lse and dk+dv), f32
+  // and both 16-bit formats, and the tensor-core forward
   for (const c of cases.filter((k) => k.name.startsWith('attention'))) {
     for (const float of (HALF_CASES.has(c.name) ? ['f32', 'f16', 'bf16'] : ['f32']) as Float[]) {
       it(`${c.name} (${float}, jit)`, async () => {
         expect(await runCase(c, 'cuda', float, ['jit'])).toEqual([]);
-        // the 16-bit forward runs on tensor cores (the emulated device is sm_90)
-        const forward = backend!.compiledKernels().filter((x) => x.kernel.kind === 'attention' && x.kernel.mode === 'forward' && x.kernel.type === float);
+        // the 16-bit forward, with the lse fused or not, runs on tensor cores (the emulated device is sm_90)
+        const forward = backend!.compiledKernels().filter((x) => x.kernel.kind === 'attention' && x.kernel.mode.startsWith('forward') && x.kernel.type === float);
         if (float !== 'f32') expect(forward.length > 0 && forward.every((x) => x.rendered.path === `mma-${float}`)).toBe(true);
+        // a gradient's forward hands the backward its lse, and dK and dV come from one kernel
+        if (c.name === 'attention: gradients') {
+          const fused = backend!.compiledKernels().filter((x) => x.kernel.kind === 'attention' && x.kernel.type === float).map((x) => x.kernel.kind === 'attention' && x.kernel.mode);
+          expect(fused).toEqual(expect.arrayContaining(['forward+lse', 'dk+dv']));
+        }
       }, 60_000);
     }
   }

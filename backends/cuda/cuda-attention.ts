@@ -1,7 +1,7 @@
 // The CUDA C spelling of the attention skeleton (backends/render/attention.ts): offsets are 64-bit (long
 // long), so q, k, v and their gradients may hold more than 2^31 elements; values are f32 in registers and
-// shared memory, f16/bf16 converted on load and rounded on store. The f16/bf16 forward on sm_80+ runs on
-// tensor cores instead (renderMma: the same algorithm with the scores in mma.sync fragments).
+// shared memory, f16/bf16 converted on load and rounded on store. The f16/bf16 forward (and forward+lse) on
+// sm_80+ runs on tensor cores instead (renderMma: the same algorithm with the scores in mma.sync fragments).
 
 import { isHalf } from '../../compiler/kernel-ir/expr.ts';
 import type { AttentionKernel } from '../../compiler/kernel-ir/kernel.ts';
@@ -15,7 +15,7 @@ const SHARED_BYTES = 32768;
 const TYPES = { int: 'int', wide: 'long long', f32: 'float', bool: 'bool' } as const;
 
 export function renderAttention(r: Renderer, k: AttentionKernel, entry: string) {
-  if (k.mode === 'forward' && isHalf(k.type) && r.caps.arch >= 80 && mmaSharedBytes(k) <= MMA_SHARED_BYTES) return renderMma(r, k, entry, k.type);
+  if ((k.mode === 'forward' || k.mode === 'forward+lse') && isHalf(k.type) && r.caps.arch >= 80 && mmaSharedBytes(k) <= MMA_SHARED_BYTES) return renderMma(r, k, entry, k.type);
   const x: AttentionSyntax = {
     int: (n) => `${n}`,
     f32: (v) => literal(v, 'f32'),
@@ -53,7 +53,8 @@ const mmaSharedBytes = (k: AttentionKernel) => 2 * ((MMA_ROWS + MMA_COLS) * (up1
  * queries, 16 per warp; each tile of 32 keys and their values is staged in shared memory as raw 16-bit values
  * (zero-padded to multiples of 16), S = Q·Kᵀ comes out in C fragments (row g and g + 8 of the warp's 16, two
  * columns per lane), the online softmax runs on them (a row's max and sum across the 4 lanes that hold it), and
- * P, rounded to the input format, is reused in registers as the A fragments of O += P·V.
+ * P, rounded to the input format, is reused in registers as the A fragments of O += P·V. In forward+lse mode
+ * the first lane of each row's 4 also stores the row's logsumexp m + log l (f32).
  */
 function renderMma(r: Renderer, k: AttentionKernel, entry: string, type: 'f16' | 'bf16') {
   const [DP, DVP, NT, VT] = [up16(k.d), up16(k.dv), MMA_COLS / 8, up16(k.dv) / 8];
@@ -146,6 +147,11 @@ function renderMma(r: Renderer, k: AttentionKernel, entry: string, type: 'f16' |
     `#pragma unroll`, `  for (int h = 0; h < 2; h++) {`,
     `    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);`,
     `    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);`,
+    ...(k.out2 === undefined ? [] : [
+      // the logsumexp, −inf for a row without unmasked keys
+      `    const int row = q0 + warp * 16 + g + h * 8;`,
+      `    if (t == 0 && row < ${k.lq}) a${k.out2}[b * ${k.lq} + row] = l[h] > ${f(0)} ? m[h] + logf(l[h]) : ${f(-Infinity)};`,
+    ]),
     `    l[h] = l[h] > ${f(0)} ? ${f(1)} / l[h] : ${f(0)};`,
     `  }`,
     `#pragma unroll`, `  for (int vi = 0; vi < ${VT}; vi++)`,

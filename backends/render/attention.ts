@@ -4,7 +4,7 @@
 // in tiles of BC, each tile's column operands (and, for dk/dv, their lse and delta) staged in shared memory as
 // f32 by all threads, then each thread scores its row against the tile's columns one by one.
 
-import { ATTENTION_ROWS, attentionColumns, attentionRoles } from '../../compiler/kernel-ir/attention.ts';
+import { ATTENTION_ROWS, attentionColumns, attentionRoles, attentionStaged } from '../../compiler/kernel-ir/attention.ts';
 import type { AttentionKernel } from '../../compiler/kernel-ir/kernel.ts';
 
 export interface AttentionSyntax {
@@ -45,8 +45,8 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
   const BR = ATTENTION_ROWS, BC = attentionColumns(k, sharedBytes);
   const { d, dv } = k;
   const I = x.int;
-  const colStats = r.statsBy === 'col' && k.mode !== 'forward' && k.mode !== 'lse';
-  const online = k.mode === 'forward' || k.mode === 'lse';
+  const staged = attentionStaged(k);
+  const online = r.online;
   const L: string[] = [];
   const at = (n: number, ...ls: string[]) => L.push(...ls.map((s) => ' '.repeat(n) + s));
   /** A loop over a row's elements (t < n): unrolled, so the row arrays can live in registers. */
@@ -54,8 +54,8 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
 
   const shared = [x.shared('tb', BC * d)];
   if (r.x !== undefined) shared.push(x.shared('tx', BC * dv));
-  if (colStats) shared.push(x.shared('tl', BC));
-  if (colStats && k.mode === 'dk') shared.push(x.shared('td', BC));
+  if (staged.lse) shared.push(x.shared('tl', BC));
+  if (staged.delta) shared.push(x.shared('td', BC));
   at(2, x.declare('b', 'wide', x.batch));
   at(2, x.declare('row', 'int', `${x.blockX} * ${I(BR)} + ${x.thread}`));
   // the last z plane of the grid may run past the batch
@@ -64,6 +64,7 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
   at(2, x.array('ra', d));
   if (r.c !== undefined) at(2, x.array('rc', dv));
   if (r.width) at(2, x.array('acc', r.width));
+  if (r.width2) at(2, x.array('acc2', r.width2));
   if (online) at(2, x.declare('m', 'f32', x.f32(-Infinity), true), x.declare('l', 'f32', x.f32(0), true));
   if (r.statsBy === 'row' && !online) at(2, x.declare('lse', 'f32', x.f32(0), true), x.declare('delta', 'f32', x.f32(0), true));
   at(2, x.declare('mb', 'wide', x.wide(I(0)), true));
@@ -75,6 +76,7 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
     at(4, ...over(dv), `  rc[t] = ${x.load(r.c, `co + ${x.wide('t')}`)};`, '}');
   }
   if (r.width) at(4, ...over(r.width), `  acc[t] = ${x.f32(0)};`, '}');
+  if (r.width2) at(4, ...over(r.width2), `  acc2[t] = ${x.f32(0)};`, '}');
   if (r.statsBy === 'row' && !online) {
     at(4, `lse = ${x.load(k.lse!, `b * ${x.wide(I(k.lq))} + ${x.wide('row')}`)};`);
     at(4, `delta = ${x.load(k.delta!, `b * ${x.wide(I(k.lq))} + ${x.wide('row')}`)};`);
@@ -103,12 +105,12 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
   };
   stage('tb', r.b, d);
   if (r.x !== undefined) stage('tx', r.x, dv);
-  if (colStats) {
+  if (staged.lse) {
     at(4, x.loop('e', x.thread, I(BC), I(BR)));
     at(6, x.declare('col', 'int', 'c0 + e'));
     at(6, `if (bok && col < ${I(r.cols)}) {`);
     at(8, `tl[e] = ${x.load(k.lse!, `b * ${x.wide(I(k.lq))} + ${x.wide('col')}`)};`);
-    if (k.mode === 'dk') at(8, `td[e] = ${x.load(k.delta!, `b * ${x.wide(I(k.lq))} + ${x.wide('col')}`)};`);
+    if (staged.delta) at(8, `td[e] = ${x.load(k.delta!, `b * ${x.wide(I(k.lq))} + ${x.wide('col')}`)};`);
     at(6, '}');
     at(4, '}');
   }
@@ -131,7 +133,7 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
     at(8, x.declare('alpha', 'f32', x.exp('m - mn')));
     at(8, x.declare('p', 'f32', x.exp('s - mn')));
     at(8, 'l = l * alpha + p;');
-    if (k.mode === 'forward') at(8, ...over(dv), `  acc[t] = acc[t] * alpha + p * tx[jj * ${I(dv)} + t];`, '}');
+    if (r.width) at(8, ...over(dv), `  acc[t] = acc[t] * alpha + p * tx[jj * ${I(dv)} + t];`, '}');
     at(8, 'm = mn;');
   } else if (k.mode === 'dv') {
     at(8, x.declare('p', 'f32', x.exp(`s - ${lse}`)));
@@ -139,7 +141,12 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
   } else {
     at(8, x.declare('dp', 'f32', x.f32(0), true));
     at(8, ...over(dv), `  dp = dp + rc[t] * tx[jj * ${I(dv)} + t];`, '}');
-    at(8, x.declare('w', 'f32', `${x.exp(`s - ${lse}`)} * (dp - ${delta})`));
+    if (r.width2) {
+      // dk+dv: one p for both, dV's p·x alongside dK's dS·q
+      at(8, x.declare('p', 'f32', x.exp(`s - ${lse}`)));
+      at(8, x.declare('w', 'f32', `p * (dp - ${delta})`));
+      at(8, ...over(dv), `  acc2[t] = acc2[t] + p * tx[jj * ${I(dv)} + t];`, '}');
+    } else at(8, x.declare('w', 'f32', `${x.exp(`s - ${lse}`)} * (dp - ${delta})`));
     at(8, ...over(d), `  acc[t] = acc[t] + w * tb[jj * ${I(d)} + t];`, '}');
   }
   at(6, '}');
@@ -147,16 +154,22 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
   at(2, '}');
 
   at(2, 'if (live) {');
-  if (k.mode === 'lse') {
+  const rowAt = `b * ${x.wide(I(k.lq))} + ${x.wide('row')}`;
+  if (r.storesLse) {
     // the logsumexp m + log(l), or −inf for a row without unmasked columns
     at(4, x.declare('lv', 'f32', x.f32(-Infinity), true), `if (l > ${x.f32(0)}) { lv = m + ${x.log('l')}; }`);
-    at(4, x.store(k.out, `b * ${x.wide(I(k.lq))} + ${x.wide('row')}`, 'lv'));
-  } else {
+    at(4, x.store(k.mode === 'lse' ? k.out : k.out2!, rowAt, 'lv'));
+  }
+  if (r.width) {
     // a row without unmasked columns has l = 0: its output is 0
-    const factor = k.mode === 'forward' ? 'inv' : k.mode === 'dv' ? x.f32(1) : x.f32(k.scale);
-    if (k.mode === 'forward') at(4, x.declare('inv', 'f32', x.f32(0), true), `if (l > ${x.f32(0)}) { inv = ${x.f32(1)} / l; }`);
+    const factor = online ? 'inv' : k.mode === 'dv' ? x.f32(1) : x.f32(k.scale);
+    if (online) at(4, x.declare('inv', 'f32', x.f32(0), true), `if (l > ${x.f32(0)}) { inv = ${x.f32(1)} / l; }`);
     at(4, x.declare('oo', 'wide', `(b * ${x.wide(I(r.rows))} + ${x.wide('row')}) * ${x.wide(I(r.width))}`));
     at(4, ...over(r.width), `  ${x.store(k.out, `oo + ${x.wide('t')}`, `acc[t] * ${factor}`)}`, '}');
+  }
+  if (r.width2) {
+    at(4, x.declare('o2', 'wide', `(b * ${x.wide(I(r.rows))} + ${x.wide('row')}) * ${x.wide(I(r.width2))}`));
+    at(4, ...over(r.width2), `  ${x.store(k.out2!, `o2 + ${x.wide('t')}`, 'acc2[t]')}`, '}');
   }
   at(2, '}');
   return { shared, body: L };

@@ -7,7 +7,8 @@
 //   - a reduction joins a group whose root has the reduction's input shape (softmax, layerNorm: several
 //     reductions over the same rows, then elementwise work on the row) or its output shape (epilogue);
 //   - a dot joins a map group whose root has its output shape (bias, activation, residual epilogues);
-//   - sorts, scatters and attention make groups of their own.
+//   - sorts, scatters and attention make groups of their own, but for two sibling attention primitives with
+//     the same operands, which share one (fuseAttentionSiblings: forward+lse, dk+dv).
 // A kernel has a reduction's (or dot's) result only at its own row (or output element), so one joins only if
 // every path from it to where the group reads or stores it keeps those coordinates (keepsCoords); a result
 // read through a transpose or slice, say, stays the root of its own group.
@@ -40,7 +41,10 @@ export interface Group {
   signature?: { shape: Shape; axes: number[] };
   /** matmul: members that feed the dot's operands. */
   prologue: Set<number>;
-  /** Members that are also graph outputs, stored by the same kernel (same iteration space as the root). */
+  /**
+   * Members that are also graph outputs, stored by the same kernel (same iteration space as the root); in an
+   * attention group, the fused sibling (fuseAttentionSiblings).
+   */
   extraOutputs: number[];
 }
 
@@ -297,6 +301,7 @@ export function partition(g: Graph, maxArgs = Infinity): Partition {
     if (!made.length) break;
     groups.push(...made);
   }
+  groups = fuseAttentionSiblings(g, groups, (grp) => binds(grp, readsOf(grp.members)) <= maxArgs);
   // Launch producers first: a group's root follows every node it reads, so root order is a topological order
   // (the order of creation, consumers-first, reversed).
   groups.sort((a, b) => a.root - b.root).forEach((grp, i) => {
@@ -304,6 +309,55 @@ export function partition(g: Graph, maxArgs = Infinity): Partition {
     for (const m of grp.members) groupOf[m] = i;
   });
   return { groups, groupOf, aliasOf, inlined };
+}
+
+/**
+ * Sibling attention primitives with the same operands become one group, one kernel with two outputs
+ * (compiler/kernel-ir/attention.ts's fused modes): attention and attentionLse of the same q, k, mask and scale
+ * (the forward hands the backward its logsumexp), and attentionGrad's dk and dv of the same operands (one pass
+ * over the scores for both). The group's root is the earlier node, the other its extra output; a pair is
+ * fused only where every operand of both precedes the earlier one (so the group reads nothing computed after
+ * it, and root order stays a topological order) and the fused kernel stays within the buffer limit (`fits`);
+ * otherwise each stays a kernel of its own.
+ */
+function fuseAttentionSiblings(g: Graph, groups: Group[], fits: (grp: Group) => boolean): Group[] {
+  const node = (grp: Group) => g.nodes[grp.root] as PrimNode;
+  // each fusable group under its partner's key: the operands they share, with the scale
+  const keyOf = (n: PrimNode): { key: string; first: boolean } | undefined => {
+    const { scale } = n.attrs as { scale: number };
+    const [q, k] = n.inputs;
+    if (n.prim === 'attention') return { key: `fwd|${scale}|${q},${k},${n.inputs[3] ?? ''}`, first: true };
+    if (n.prim === 'attentionLse') return { key: `fwd|${scale}|${q},${k},${n.inputs[2] ?? ''}`, first: false };
+    if (n.prim !== 'attentionGrad') return undefined;
+    const wrt = (n.attrs as { wrt: string }).wrt;
+    return wrt === 'q' ? undefined : { key: `grad|${scale}|${n.inputs.join()}`, first: wrt === 'k' };
+  };
+  const waiting = new Map<string, Group[][]>(); // key → [unpaired firsts (attention, dk), unpaired seconds (lse, dv)]
+  const merged = new Set<Group>();
+  for (const grp of groups) {
+    if (grp.kind !== 'attention' || grp.members.size !== 1) continue;
+    const id = keyOf(node(grp));
+    if (!id) continue;
+    if (!waiting.has(id.key)) waiting.set(id.key, [[], []]);
+    const [mine, theirs] = id.first ? waiting.get(id.key)! : [...waiting.get(id.key)!].reverse();
+    const at = theirs!.findIndex((other) => {
+      const [a, b] = [node(grp), node(other)];
+      const first = Math.min(a.id, b.id);
+      if (![...a.inputs, ...b.inputs].every((i) => i < first)) return false;
+      const [earlier, later] = a.id < b.id ? [grp, other] : [other, grp];
+      return fits({ ...earlier, members: new Set([a.id, b.id]), extraOutputs: [later.root] });
+    });
+    if (at < 0) {
+      mine!.push(grp);
+      continue;
+    }
+    const other = theirs!.splice(at, 1)[0]!;
+    const [earlier, later] = grp.root < other.root ? [grp, other] : [other, grp];
+    earlier.members.add(later.root);
+    earlier.extraOutputs.push(later.root);
+    merged.add(later);
+  }
+  return merged.size ? groups.filter((grp) => !merged.has(grp)) : groups;
 }
 
 /** Elements a group writes (its root's size). */

@@ -69,8 +69,11 @@ export interface AttentionKernel {
   kind: 'attention';
   name: string;
   args: KernelArg[];
-  /** forward: O; lse: the rows' logsumexp; dq, dk, dv: one gradient (attentionGrad). */
-  mode: 'forward' | 'lse' | 'dq' | 'dk' | 'dv';
+  /**
+   * forward: O; lse: the rows' logsumexp; dq, dk, dv: one gradient (attentionGrad); forward+lse: O and the
+   * logsumexp (`out2`); dk+dv: dK and dV (`out2`), from one pass over the scores.
+   */
+  mode: 'forward' | 'lse' | 'dq' | 'dk' | 'dv' | 'forward+lse' | 'dk+dv';
   /** Batch (the flattened leading dims), queries, keys, q/k width and v width. */
   batch: number;
   lq: number;
@@ -90,6 +93,8 @@ export interface AttentionKernel {
   mask?: AttentionMask;
   /** [batch, lq, dv] (forward), [batch, lq] (lse), or the shape of q, k or v. */
   out: number;
+  /** The second output of a fused mode: the logsumexp (forward+lse) or dV (dk+dv). */
+  out2?: number;
 }
 
 /** A bool mask read at Σ batch coordinate·batchStrides + i·qStride + j·kStride (a stride is 0 where it broadcasts). */
@@ -131,7 +136,7 @@ export function kernelKey(k: Kernel, opts: { sizes?: boolean } = {}): string {
     k.kind === 'map' ? [k.kind, sized ? k.size : -1, args(k.stores)]
     : k.kind === 'reduce' ? [k.kind, k.rows, k.cols, k.strategy, k.stages.map((s) => [s.fn, s.type]), args(k.rowStores), args(k.colStores)]
     : k.kind === 'matmul' ? [k.kind, k.batch, k.m, k.n, k.k, k.accType, 0, args(k.stores)]
-    : [k.kind, k.mode, k.batch, k.lq, k.lk, k.d, k.dv, k.scale, k.type, k.q, k.k, k.v, k.dout, k.lse, k.delta, k.mask, k.out];
+    : [k.kind, k.mode, k.batch, k.lq, k.lk, k.d, k.dv, k.scale, k.type, k.q, k.k, k.v, k.dout, k.lse, k.delta, k.mask, k.out, ...(k.out2 === undefined ? [] : [k.out2])];
   const order = topoOrder(roots);
   const local = new Map(order.map((e, i) => [e.id, i]));
   const text = order.map((e) => `${nodeText(e, sized)}${children(e).map((c) => local.get(c.id)).join(',')}`);

@@ -9,7 +9,7 @@ import type { Graph, PrimNode } from '../../dsl/graph.ts';
 import { shapeEq, sizeOf, type Shape } from '../../dsl/shape.ts';
 import { binary, cast, type Expr, int, isHalf, konst, load, type ScalarType, select, stage, variable } from '../kernel-ir/expr.ts';
 import { delinearize, iclamp, linearize } from '../kernel-ir/index-math.ts';
-import type { AttentionMask, Kernel, KernelArg, Stage, Store } from '../kernel-ir/kernel.ts';
+import type { AttentionKernel, AttentionMask, Kernel, KernelArg, Stage, Store } from '../kernel-ir/kernel.ts';
 import type { Group } from '../fusion/partition.ts';
 import { ruleOf } from './rules.ts';
 
@@ -156,7 +156,10 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArgs: number[], n
     return { kind: 'matmul', name, args, batch, m, n, k: kk, a, b, accType, stores: outputs.map((o) => ({ arg: o.arg, index, value: at(o.node, coords) })) };
   }
 
-  if (grp.kind === 'attention') return lowerAttention(cx, rootNode as PrimNode<AttentionPrimitive>, outArg, name);
+  if (grp.kind === 'attention') {
+    const [one, two] = outputs.map((o) => lowerAttention(cx, node(o.node) as PrimNode<AttentionPrimitive>, o.arg, name));
+    return two ? fuseAttention(one!, two) : one!;
+  }
 
   throw new Error(`internal: no lowering for group kind ${grp.kind}`);
 }
@@ -164,7 +167,7 @@ export function lowerGroup(cx: LoweringContext, grp: Group, outArgs: number[], n
 type AttentionPrimitive = 'attention' | 'attentionLse' | 'attentionGrad';
 
 /** An attention primitive as a kernel of the attention skeleton, its operands read from their buffers. */
-function lowerAttention(cx: LoweringContext, n: PrimNode<AttentionPrimitive>, out: number, name: string): Kernel {
+function lowerAttention(cx: LoweringContext, n: PrimNode<AttentionPrimitive>, out: number, name: string): AttentionKernel {
   const g = cx.graph;
   const aval = (k: number) => g.nodes[n.inputs[k]!]!.aval;
   const arg = (k: number) => cx.argFor(n.inputs[k]!);
@@ -186,6 +189,17 @@ function lowerAttention(cx: LoweringContext, n: PrimNode<AttentionPrimitive>, ou
   if (n.prim === 'attention') return { ...common, mode: 'forward', dv, v: arg(2), mask };
   const wrt = (n as PrimNode<'attentionGrad'>).attrs.wrt;
   return { ...common, mode: `d${wrt}`, dv, v: arg(2), dout: arg(3), lse: arg(4), delta: arg(5), mask };
+}
+
+/**
+ * One kernel for two sibling attention primitives with the same operands (partition.ts fuseAttentionSiblings),
+ * each lowered on its own first: the forward (or dk) kernel, storing the logsumexp (or dv) to `out2` as well.
+ */
+function fuseAttention(a: AttentionKernel, b: AttentionKernel): AttentionKernel {
+  const [main, second] = a.mode === 'forward' || a.mode === 'dk' ? [a, b] : [b, a];
+  const mode = main.mode === 'forward' && second.mode === 'lse' ? 'forward+lse' : main.mode === 'dk' && second.mode === 'dv' ? 'dk+dv' : undefined;
+  if (!mode) throw new Error(`internal: attention kernels in modes ${a.mode} and ${b.mode} fused`);
+  return { ...main, mode, out2: second.out };
 }
 
 /**

@@ -3,6 +3,7 @@
 // backend under test in its own dtype.
 
 import * as tw from 'twinflow';
+import { bind } from '../../dsl/trace.ts';
 
 export interface InputSpec {
   shape: number[];
@@ -28,6 +29,19 @@ type Fl = tw.Tensor<'f32'>;
 /** A random mask (m > -0.5) in which query 0 attends to no key. */
 const fullyMaskedRow = (m: tw.Tensor) => tw.logicalAnd(tw.gt(m, -0.5), tw.gt(tw.iota(m.shape, m.ndim - 2), 0));
 
+/**
+ * attention's backward primitives bound directly (scale 0.4): the rows' lse, then dq, dk and dv, dk and dv from
+ * `dOk` and `dOv` (dO of the q gradient is `dOk`), delta from `d` in lse's type. With the forward, and one dO for
+ * both, they are the siblings the planner fuses (forward+lse, dk+dv); else each is a kernel of its own.
+ */
+function backwardPrimitives(q: Fl, k: Fl, v: Fl, dOk: Fl, dOv: Fl, d: Fl, mask?: tw.Tensor<'bool'>, forward = false): tw.Tensor[] {
+  const scale = 0.4, m = mask ? [mask] : [];
+  const lse = bind('attentionLse', [q, k, ...m], { scale });
+  const delta = tw.cast(d, lse.dtype);
+  const grad = (wrt: 'q' | 'k' | 'v', dO: tw.Tensor) => bind('attentionGrad', [q, k, v, dO, lse, delta, ...m], { scale, wrt });
+  return [...(forward ? [tw.attention(q, k, v, { mask, scale })] : []), lse, grad('q', dOk), grad('k', dOk), grad('v', dOv)];
+}
+
 const unary = (['neg', 'abs', 'sign', 'exp', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'atan', 'floor', 'ceil', 'round', 'expm1', 'square'] as const).map(
   (op): Case => ({ name: op, inputs: [F(3, 70)], fn: (x) => (tw[op] as (t: tw.Tensor) => tw.Tensor)(x) }),
 );
@@ -49,6 +63,10 @@ export const attentionCases: Case[] = [
     tw.grad((a: Fl, b: Fl, c: Fl) => tw.sum(tw.mul(tw.attention(a, b, c, { mask: fullyMaskedRow(m) }), w)), { argnums: [0, 1, 2] })(q, k, v) },
   { name: 'attention: jvp', inputs: [F(2, 7, 6), F(2, 5, 6), F(2, 5, 3), F(2, 7, 6), F(2, 5, 6), F(2, 5, 3)], fn: (q, k, v, tq, tk, tv) =>
     tw.jvp((a: Fl, b: Fl, c: Fl) => tw.attention(a, b, c), [q, k, v], [tq, tk, tv]) },
+  // the fused modes (no mask: dk+dv binds 8 buffers, WebGPU's default limit) and each primitive alone
+  { name: 'attention: fused siblings', inputs: [F(2, 67, 24), F(2, 70, 24), F(2, 70, 20), F(2, 67, 20), F(2, 67)], fn: (q, k, v, dO, d) => backwardPrimitives(q, k, v, dO, dO, d, undefined, true) },
+  { name: 'attention: backward primitives alone', inputs: [F(2, 9, 6), F(2, 11, 6), F(2, 11, 5), F(2, 9, 5), F(2, 9, 5), F(2, 9), F(2, 9, 11)], fn: (q, k, v, dOk, dOv, d, m) =>
+    backwardPrimitives(q, k, v, dOk, dOv, d, fullyMaskedRow(m)) },
 ];
 
 export const cases: Case[] = [
