@@ -45,6 +45,7 @@ export function kernelReport(k: Kernel, target: Pick<Target, 'boolBytes'> = NEUT
   if (k.kind === 'map') flops = k.size * opsPerElement(k.stores.map((s) => s.value));
   else if (k.kind === 'reduce') flops = k.rows * k.cols * (k.stages.length + opsPerElement(k.stages.map((s) => s.body))) + k.rows * opsPerElement([...k.rowStores, ...k.colStores].map((s) => s.value));
   else if (k.kind === 'attention') flops = attentionFlops(k);
+  else if (k.kind === 'horizontal') flops = k.segments.reduce((n, s) => n + s.size * opsPerElement(s.stores.map((st) => st.value)), 0);
   else flops = 2 * k.batch * k.m * k.n * k.k + k.batch * k.m * k.n * opsPerElement(k.stores.map((s) => s.value));
   return { name: k.name, kind: k.kind, reads, writes, bytes, flops };
 }

@@ -8,6 +8,7 @@ import { sizeOf } from '../dsl/shape.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { type Expr, renameArgs, type ScalarType, topoOrder } from './kernel-ir/expr.ts';
 import { type Kernel, kernelKey, type KernelArg, type Store } from './kernel-ir/kernel.ts';
+import { packHorizontal } from './fusion/horizontal.ts';
 import { hostScalar, partition, type Partition } from './fusion/partition.ts';
 import { type LoweringContext, lowerGroup, lowerSort, scalarType } from './lower/lower-group.ts';
 import { memoryOrder } from './schedule.ts';
@@ -133,7 +134,12 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
     grp.extraOutputs.forEach((id, k) => valueOfNode.set(id, extras[k]!));
   }
   const outputs = g.outputs.map(resolve);
-  const traced = assignBuffers(values, steps, outputs, opts);
+  const replacedBy = (v: number) => {
+    const pv = values[v]!;
+    return pv.kind === 'input' && opts.donated?.has(pv.input) ? outputs[opts.replacedBy?.get(pv.input) ?? -1] : undefined;
+  };
+  const pack = (ordered: PlanStep[]) => packHorizontal(ordered, opts.maxArgs ?? Infinity, replacedBy, stepOf);
+  const traced = assignBuffers(values, pack(steps), outputs, opts);
   const isOutput = new Set(outputs);
   const owned = (v: number) => (values[v]!.kind === 'computed' && !isOutput.has(v) ? values[v]!.size * opts.bytesPer(values[v]!.type) : 0);
   const sched = steps.map((s) => ({
@@ -141,7 +147,7 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
     writes: s.args.filter((_, k) => s.kernel.args[k]!.access === 'write'),
   }));
   const reordered = memoryOrder(sched, owned).map((i) => steps[i]!);
-  const byMemory = assignBuffers(values, reordered, outputs, opts);
+  const byMemory = assignBuffers(values, pack(reordered), outputs, opts);
   return { values, outputs, ...(byMemory.peakBytes < traced.peakBytes ? byMemory : traced) };
 }
 
@@ -252,25 +258,31 @@ function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[]
 
 /**
  * Whether a kernel may store output argument `out` over donated argument `donor` (the same buffer, bound once):
- * a map kernel that reads the donor only at the element the thread stores, and only while computing stores up to
- * and including that one (renderers emit a store's loads just before it, store by store).
+ * a map kernel (or a horizontal kernel's segment, no other segment touching either) that reads the donor only at
+ * the element the thread stores, and only while computing stores up to and including that one (renderers emit a
+ * store's loads just before it, store by store).
  */
 function writesOver(k: Kernel, donor: number, out: number): boolean {
-  if (k.kind !== 'map' || donor < 0 || k.args[out]!.access !== 'write' || k.args[out]!.type !== k.args[donor]!.type) return false;
-  const at = k.stores.findIndex((s) => s.arg === out);
-  const own = k.stores[at];
-  if (!own || own.index.op !== 'var' || k.stores.some((s, i) => i !== at && s.arg === out)) return false;
+  if ((k.kind !== 'map' && k.kind !== 'horizontal') || donor < 0 || k.args[out]!.access !== 'write' || k.args[out]!.type !== k.args[donor]!.type) return false;
   const loads = (ss: Store[]) => topoOrder(ss.flatMap((s) => [s.index, s.value])).filter((e) => e.op === 'load' && e.arg === donor);
-  return loads(k.stores.slice(0, at + 1)).every((e) => e.op === 'load' && e.index === own.index) && !loads(k.stores.slice(at + 1)).length;
+  const segments = k.kind === 'map' ? [k.stores] : k.segments.map((s) => s.stores);
+  const mine = segments.find((ss) => ss.some((s) => s.arg === out))!;
+  if (segments.some((ss) => ss !== mine && loads(ss).length)) return false;
+  const at = mine.findIndex((s) => s.arg === out);
+  const own = mine[at]!;
+  if (own.index.op !== 'var' || mine.some((s, i) => i !== at && s.arg === out)) return false;
+  return loads(mine.slice(0, at + 1)).every((e) => e.op === 'load' && e.index === own.index) && !loads(mine.slice(at + 1)).length;
 }
 
-/** A map kernel with each argument of `over` read from its output's argument instead, then dropped. */
+/** A map or horizontal kernel with each argument of `over` read from its output's argument instead, then dropped. */
 function mergeArgs(s: PlanStep, over: Map<number, number>): PlanStep {
-  const k = s.kernel as Extract<Kernel, { kind: 'map' }>;
+  const k = s.kernel as Extract<Kernel, { kind: 'map' | 'horizontal' }>;
   const keep = k.args.map((_, a) => a).filter((a) => !over.has(a));
   const at = new Map(keep.map((a, i) => [a, i]));
   const to = (a: number) => at.get(over.get(a) ?? a)!;
   const memo = new Map<number, Expr>();
-  const stores = k.stores.map((st) => ({ arg: to(st.arg), index: renameArgs(st.index, to, memo), value: renameArgs(st.value, to, memo) }));
-  return stepOf({ ...k, args: keep.map((a) => k.args[a]!), stores }, keep.map((a) => s.args[a]!));
+  const rename = (ss: Store[]) => ss.map((st) => ({ arg: to(st.arg), index: renameArgs(st.index, to, memo), value: renameArgs(st.value, to, memo) }));
+  const args = keep.map((a) => k.args[a]!);
+  const kernel: Kernel = k.kind === 'map' ? { ...k, args, stores: rename(k.stores) } : { ...k, args, segments: k.segments.map((sg) => ({ size: sg.size, stores: rename(sg.stores) })) };
+  return stepOf(kernel, keep.map((a) => s.args[a]!));
 }

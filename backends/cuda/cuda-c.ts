@@ -6,13 +6,14 @@
 //           is loaded once, with vector loads, and reused by every stage) or one thread per row
 //   matmul  tiled SIMT or tensor cores (cuda-matmul.ts)
 //   attention  the attention skeleton (cuda-attention.ts).
+//   horizontal a grid-stride loop over all segments' elements, each finding its segment (render/c-like.ts).
 // No CUDA headers are needed: conversions and tensor-core instructions are inline PTX (ptx.ts).
 
 import { type Expr, load, topoOrder } from '../../compiler/kernel-ir/expr.ts';
 import { vectorizable } from '../../compiler/kernel-ir/index-math.ts';
-import { type Kernel, kernelExprs } from '../../compiler/kernel-ir/kernel.ts';
+import { type HorizontalKernel, horizontalSize, type Kernel, kernelExprs } from '../../compiler/kernel-ir/kernel.ts';
 import { fnv1aHex } from '../../dsl/hash.ts';
-import { beats, Emitter, reduceCombine, reduceInit, Scope } from '../render/c-like.ts';
+import { beats, Emitter, reduceCombine, reduceInit, Scope, segmentLines } from '../render/c-like.ts';
 import { COMMON_HELPERS, cudaDialect, memBytes, memType, regType, vecType } from './cuda-dialect.ts';
 import { renderAttention } from './cuda-attention.ts';
 import { renderMatmul } from './cuda-matmul.ts';
@@ -74,6 +75,7 @@ export function renderCuda(kernel: Kernel, caps: CudaCaps, key?: string): Render
   if (kernel.kind === 'map') out = renderMap(r, kernel, entry);
   else if (kernel.kind === 'reduce') out = renderReduce(r, kernel, entry);
   else if (kernel.kind === 'attention') out = renderAttention(r, kernel, entry);
+  else if (kernel.kind === 'horizontal') out = renderHorizontal(r, kernel, entry);
   else out = renderMatmul(r, kernel, entry);
   const { body, ...launch } = out;
   const text = body.join('\n');
@@ -126,6 +128,23 @@ function renderMap(r: Renderer, k: Extract<Kernel, { kind: 'map' }>, entry: stri
   }
   body.push('}');
   const blocks = Math.min(MAX_MAP_BLOCKS, Math.ceil(Math.max(nvec, rest) / MAP_BLOCK));
+  return { body, grid: [blocks, 1, 1] as [number, number, number], block: [MAP_BLOCK, 1, 1] as [number, number, number] };
+}
+
+// ---------------------------------------------------------------------------------------------------- horizontal
+
+/** Grid-stride over the segments' elements together, one per thread (no vector loads: segments are small). */
+function renderHorizontal(r: Renderer, k: HorizontalKernel, entry: string) {
+  const total = horizontalSize(k);
+  const body = [
+    `extern "C" __global__ void __launch_bounds__(${MAP_BLOCK}) ${entry}(${r.params()}) {`,
+    `  const int stride = gridDim.x * ${MAP_BLOCK};`,
+    `  for (int hid = blockIdx.x * ${MAP_BLOCK} + threadIdx.x; hid < ${total}; hid += stride) {`,
+    ...segmentLines(r, k, 'hid', '    '),
+    '  }',
+    '}',
+  ];
+  const blocks = Math.min(MAX_MAP_BLOCKS, Math.ceil(total / MAP_BLOCK));
   return { body, grid: [blocks, 1, 1] as [number, number, number], block: [MAP_BLOCK, 1, 1] as [number, number, number] };
 }
 

@@ -4,7 +4,7 @@
 // skeletons; a primitive missing from a dialect's `unary` or `binary` table is a type error.
 
 import { type BinaryOp, type Expr, type ScalarType, topoOrder, type UnaryOp } from '../../compiler/kernel-ir/expr.ts';
-import type { Kernel, ReduceFn, Store } from '../../compiler/kernel-ir/kernel.ts';
+import type { HorizontalKernel, Kernel, ReduceFn, Store } from '../../compiler/kernel-ir/kernel.ts';
 
 /**
  * Float functions every C-like target has under the primitive's own name (WGSL builtins, the C math library), so
@@ -119,6 +119,29 @@ export class Scope {
     const to = target ?? `a${s.arg}[${idx ?? this.ref(s.index)}]`;
     this.line(`${to} = ${this.r.d.store(v, this.r.kernel.args[s.arg]!.type)};`);
   }
+}
+
+// ---------------------------------------------------------------------------------------------- horizontal
+
+/**
+ * The body of a horizontal kernel for element `e` (an i32 in [0, Σ sizes)): a binary tree of range tests finds
+ * the segment (log₂ of the segment count deep), which binds `gid` to e − its offset and runs its stores. Each
+ * segment renders in a scope of its own: segments share interned expressions, never their bindings.
+ */
+export function segmentLines(r: Emitter, k: HorizontalKernel, e: string, indent: string): string[] {
+  const offsets = [0];
+  for (const s of k.segments) offsets.push(offsets.at(-1)! + s.size);
+  const tree = (lo: number, hi: number, pad: string): string[] => {
+    if (hi - lo === 1) {
+      const s = new Scope(r, undefined, pad);
+      s.line(r.d.bind('gid', 'i32', offsets[lo] ? `${e} - ${offsets[lo]}` : e));
+      k.segments[lo]!.stores.forEach((st) => s.store(st));
+      return s.lines;
+    }
+    const mid = (lo + hi) >> 1;
+    return [`${pad}if (${e} < ${offsets[mid]}) {`, ...tree(lo, mid, pad + '  '), `${pad}} else {`, ...tree(mid, hi, pad + '  '), `${pad}}`];
+  };
+  return tree(0, k.segments.length, indent);
 }
 
 // ---------------------------------------------------------------------------------------------- reductions

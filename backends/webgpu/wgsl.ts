@@ -1,10 +1,11 @@
 // The WGSL renderer: kernel IR in, one compute shader out. Expressions are rendered by the C-like core with
 // WGSL's dialect (wgsl-dialect.ts), as `let` bindings in the scope where their variables live; the three kernel
-// skeletons (map, reduce, matmul) are written out here, attention's spelled in wgsl-attention.ts.
+// skeletons (map, reduce, matmul, and horizontal: several maps in one dispatch) are written out here, attention's
+// spelled in wgsl-attention.ts.
 
 import type { Expr, ScalarType } from '../../compiler/kernel-ir/expr.ts';
-import { type Kernel, kernelExprs } from '../../compiler/kernel-ir/kernel.ts';
-import { beats, Emitter, reduceCombine, reduceInit, Scope } from '../render/c-like.ts';
+import { type HorizontalKernel, horizontalSize, type Kernel, kernelExprs } from '../../compiler/kernel-ir/kernel.ts';
+import { beats, Emitter, reduceCombine, reduceInit, Scope, segmentLines } from '../render/c-like.ts';
 import { attentionGrid } from '../render/attention.ts';
 import { renderAttentionWgsl } from './wgsl-attention.ts';
 import { helpersCalled, literal, SPECIALS, wgslDialect } from './wgsl-dialect.ts';
@@ -210,6 +211,7 @@ const perRowOf = (k: Extract<Kernel, { kind: 'reduce' }>, caps: WgslCaps) => k.s
 /** Workgroup counts for dispatchWorkgroups: per launch, since one map pipeline serves every size. */
 export function dispatchWgsl(k: Kernel, caps: WgslCaps): [number, number, number] {
   if (k.kind === 'map') return dispatch1d(Math.ceil(k.size / (MAP_WG * mapPerThread(caps))));
+  if (k.kind === 'horizontal') return dispatch1d(Math.ceil(horizontalSize(k) / (MAP_WG * mapPerThread(caps))));
   if (k.kind === 'reduce') return dispatch1d(perRowOf(k, caps) ? k.rows : Math.ceil(k.rows / MAP_WG));
   if (k.kind === 'attention') return attentionGrid(k);
   if (caps.software) return [Math.ceil(k.n / (TW * CPU_REG[1])), Math.ceil(k.m / (TW * CPU_REG[0])), k.batch];
@@ -224,7 +226,7 @@ export function renderWgsl(kernel: Kernel, caps: WgslCaps): RenderedKernel {
   }
   const r = new Renderer(kernel, caps);
   const { body, extra, sizeBinding }: Skeleton = kernel.kind === 'map' ? renderMap(r, kernel) : kernel.kind === 'reduce' ? renderReduce(r, kernel)
-    : kernel.kind === 'attention' ? renderAttentionWgsl(r, kernel, workgroupLimit(caps)) : renderMatmul(r, kernel);
+    : kernel.kind === 'attention' ? renderAttentionWgsl(r, kernel, workgroupLimit(caps)) : kernel.kind === 'horizontal' ? renderHorizontal(r, kernel) : renderMatmul(r, kernel);
   const shared = workgroupBytes(extra);
   const limit = workgroupLimit(caps);
   if (shared > limit) throw new Error(`kernel ${kernel.name}: needs ${shared} bytes of workgroup memory, over this device's maxComputeWorkgroupStorageSize of ${limit}`);
@@ -257,6 +259,23 @@ function renderMap(r: Renderer, kernel: Extract<Kernel, { kind: 'map' }>): Skele
   s.lines.push(...inner.lines, '  }');
   body.push(`@compute @workgroup_size(${MAP_WG})`, `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) l: u32, @builtin(num_workgroups) n: vec3<u32>) {`, ...s.lines, '}');
   return { body, extra, sizeBinding };
+}
+
+/** The map skeleton over all segments' elements together (their total is in the code: each plan has its own). */
+function renderHorizontal(r: Renderer, kernel: HorizontalKernel): Skeleton {
+  const per = mapPerThread(r.caps);
+  const body = [
+    `@compute @workgroup_size(${MAP_WG})`,
+    `fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) l: u32, @builtin(num_workgroups) n: vec3<u32>) {`,
+    `  let base = i32((w.x + w.y * n.x) * ${MAP_WG * per}u + l);`,
+    `  for (var e = 0; e < ${per}; e++) {`,
+    `    let hid = base + e * ${MAP_WG};`,
+    `    if (hid >= ${horizontalSize(kernel)}) { return; }`,
+    ...segmentLines(r, kernel, 'hid', '    '),
+    '  }',
+    '}',
+  ];
+  return { body, extra: [] };
 }
 
 // ---------------------------------------------------------------------------------------------------- reduce

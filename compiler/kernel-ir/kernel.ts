@@ -3,7 +3,9 @@
 //   map     gid ∈ [0, size)                    one thread per output element
 //   reduce  row ∈ [0, rows), col ∈ [0, cols)   reduction stages over the columns of a row, then outputs
 //   matmul  batch, i, j, k                     tiled C[b,i,j] = Σ_k A[b,i,k]·B[b,k,j], then an epilogue
-// A fourth, attention (attention.ts), has no expressions: it reads contiguous buffers at offsets of its own.
+//   horizontal  independent map kernels as one launch: element e ∈ [0, Σ sizes) runs the segment whose range
+//           holds it, at gid = e − the segment's offset (compiler/fusion/horizontal.ts builds them)
+// A fifth, attention (attention.ts), has no expressions: it reads contiguous buffers at offsets of its own.
 // A kernel is backend-neutral; its canonical text (`kernelKey`) identifies it for caches.
 
 import { children, type Expr, type ScalarType, topoOrder } from './expr.ts';
@@ -62,7 +64,25 @@ export type Kernel =
       stores: Store[];
       accType: ScalarType;
     }
+  | HorizontalKernel
   | AttentionKernel;
+
+/** One former map kernel inside a horizontal kernel: its element count and its stores (over `gid` ∈ [0, size)). */
+export interface Segment {
+  size: number;
+  stores: Store[];
+}
+
+/** Map kernels with no data dependence between them, launched once: segment s owns elements [Σ sizes before s, + size). */
+export interface HorizontalKernel {
+  kind: 'horizontal';
+  name: string;
+  args: KernelArg[];
+  segments: Segment[];
+}
+
+/** Elements a horizontal kernel runs (its segments' sizes summed). */
+export const horizontalSize = (k: HorizontalKernel): number => k.segments.reduce((n, s) => n + s.size, 0);
 
 /** The attention primitives' kernels (one skeleton, compiler/kernel-ir/attention.ts describes its modes). */
 export interface AttentionKernel {
@@ -136,6 +156,7 @@ export function kernelKey(k: Kernel, opts: { sizes?: boolean } = {}): string {
     k.kind === 'map' ? [k.kind, sized ? k.size : -1, args(k.stores)]
     : k.kind === 'reduce' ? [k.kind, k.rows, k.cols, k.strategy, k.stages.map((s) => [s.fn, s.type]), args(k.rowStores), args(k.colStores)]
     : k.kind === 'matmul' ? [k.kind, k.batch, k.m, k.n, k.k, k.accType, 0, args(k.stores)]
+    : k.kind === 'horizontal' ? [k.kind, k.segments.map((s) => [s.size, args(s.stores)])]
     : [k.kind, k.mode, k.batch, k.lq, k.lk, k.d, k.dv, k.scale, k.type, k.q, k.k, k.v, k.dout, k.lse, k.delta, k.mask, k.out, ...(k.out2 === undefined ? [] : [k.out2])];
   const order = topoOrder(roots);
   const local = new Map(order.map((e, i) => [e.id, i]));
@@ -148,6 +169,7 @@ export function kernelKey(k: Kernel, opts: { sizes?: boolean } = {}): string {
 export function kernelRoots(k: Kernel): Expr[] {
   const stores = (ss: Store[]) => ss.flatMap((s) => [s.index, s.value]);
   if (k.kind === 'map') return stores(k.stores);
+  if (k.kind === 'horizontal') return k.segments.flatMap((s) => stores(s.stores));
   if (k.kind === 'reduce') return [...k.stages.map((s) => s.body), ...stores(k.rowStores), ...stores(k.colStores)];
   if (k.kind === 'attention') return [];
   return [k.a, k.b, ...stores(k.stores)];
