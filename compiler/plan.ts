@@ -138,10 +138,10 @@ function schedule(g: Graph, part: Partition, opts: PlanOptions): Plan {
     const pv = values[v]!;
     return pv.kind === 'input' && opts.donated?.has(pv.input) ? outputs[opts.replacedBy?.get(pv.input) ?? -1] : undefined;
   };
-  const pack = (ordered: PlanStep[]) => packHorizontal(ordered, opts.maxArgs ?? Infinity, replacedBy, stepOf);
-  const traced = assignBuffers(values, pack(steps), outputs, opts);
   const isOutput = new Set(outputs);
   const owned = (v: number) => (values[v]!.kind === 'computed' && !isOutput.has(v) ? values[v]!.size * opts.bytesPer(values[v]!.type) : 0);
+  const pack = (ordered: PlanStep[]) => packHorizontal(ordered, { maxArgs: opts.maxArgs ?? Infinity, replacedBy, temp: owned, stepOf });
+  const traced = assignBuffers(values, pack(steps), outputs, opts);
   const sched = steps.map((s) => ({
     reads: s.args.filter((_, k) => s.kernel.args[k]!.access === 'read'),
     writes: s.args.filter((_, k) => s.kernel.args[k]!.access === 'write'),

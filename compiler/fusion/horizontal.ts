@@ -8,8 +8,10 @@
 // It runs on an ordered list of plan steps, before buffers are assigned (the order it returns is the one they
 // are assigned for). Walking the order, a map step joins the earliest pack placed after everything it reads is
 // written, while the pack then binds at most `maxArgs` distinct values (WebGPU's storage buffers per stage,
-// CUDA's parameter space), else it starts a pack where it stands. Steps only move earlier, to a pack that
-// follows their producers, so the order stays topological. A donated input's last reader, when it writes the
+// CUDA's parameter space) and the bytes live between the pack and the step, its outputs added, stay within the
+// order's most live bytes (so packing does not raise the peak of the memory-aware order); else it starts a pack
+// where it stands. Steps only move earlier, to a pack that follows their producers, so the order stays
+// topological. A donated input's last reader, when it writes the
 // input's replacement (maybe over it), is placed after the input's other readers (in a later pack), so it stays
 // last and donation in place stays in place.
 
@@ -24,43 +26,66 @@ export interface PackStep {
 
 type MapKernel = Extract<Kernel, { kind: 'map' }>;
 
+/**
+ * Elements above which a map kernel stays alone: a launch's fixed cost (a few µs of device time) is what moving
+ * ~10 MB costs at an H200's bandwidth, so a bigger map gains little from packing, and alone it keeps the map
+ * skeleton's vector loads.
+ */
+const PACK_MAX_ELEMENTS = 1 << 20;
+
 /** A map kernel that stores only at each thread's own element (gathers and scatters' index passes stay alone). */
-const packable = (k: Kernel): k is MapKernel => k.kind === 'map' && k.stores.every((s) => s.index.op === 'var');
+const packable = (k: Kernel): k is MapKernel => k.kind === 'map' && k.size <= PACK_MAX_ELEMENTS && k.stores.every((s) => s.index.op === 'var');
+
+export interface PackOptions<S> {
+  /** Most distinct values one kernel may bind. */
+  maxArgs: number;
+  /** The value that replaces donated input value v, if any (when v's last reader writes it, it stays last). */
+  replacedBy(v: number): number | undefined;
+  /** Bytes of value v when the plan allocates it and frees it after its last reader, else 0. */
+  temp(v: number): number;
+  /** The plan step of a kernel bound to values. */
+  stepOf(k: Kernel, args: number[]): S;
+}
 
 /**
- * `steps` (a topological order) with independent map steps packed into horizontal kernels. `replacedBy(v)`: the
- * value that replaces donated input value v (when its last reader writes that, it stays the last reader).
+ * `steps` (a topological order) with independent map steps packed into horizontal kernels. A step moves earlier
+ * only while the bytes live meanwhile (temporaries, by their lifetimes in `steps`) plus its outputs stay within
+ * the most live at any point of `steps`: packing does not raise the order's peak.
  */
-export function packHorizontal<S extends PackStep>(steps: readonly S[], maxArgs: number, replacedBy: (v: number) => number | undefined, stepOf: (k: Kernel, args: number[]) => S): S[] {
-  const written = new Set<number>();
-  for (const s of steps) s.args.forEach((v, a) => s.kernel.args[a]!.access === 'write' && written.add(v));
-  type Pack = { at: number; members: S[]; values: Set<number> };
+export function packHorizontal<S extends PackStep>(steps: readonly S[], o: PackOptions<S>): S[] {
+  const writes = (s: S) => s.args.filter((_, a) => s.kernel.args[a]!.access === 'write');
+  const reads = (s: S) => s.args.filter((_, a) => s.kernel.args[a]!.access === 'read');
+  const written = new Set(steps.flatMap(writes));
+  const live = liveBytes(steps, o.temp);
+  const peak = live.max(0, steps.length - 1);
+  type Pack = { at: number; from: number; members: S[]; values: Set<number> };
   const out: (S | Pack)[] = [];
   const packs: Pack[] = []; // by position
   const placed = new Map<number, number>(); // value → position of the step (or pack) that writes it
   const lastReader = new Map<number, number>(); // donated value → position of its latest reader so far
   // donated value → the step that reads it last, when that step writes the value's replacement (over it, maybe)
   const finalReader = new Map<number, S>();
-  for (const s of steps) s.args.forEach((v, a) => s.kernel.args[a]!.access === 'read' && replacedBy(v) !== undefined && finalReader.set(v, s));
-  for (const [v, s] of finalReader) if (!s.args.some((w, a) => w === replacedBy(v) && s.kernel.args[a]!.access === 'write')) finalReader.delete(v);
-  for (const s of steps) {
-    const reads = s.args.filter((_, a) => s.kernel.args[a]!.access === 'read');
+  for (const s of steps) for (const v of reads(s)) if (o.replacedBy(v) !== undefined) finalReader.set(v, s);
+  for (const [v, s] of finalReader) if (!writes(s).includes(o.replacedBy(v)!)) finalReader.delete(v);
+  steps.forEach((s, j) => {
     // a read of a value not yet written (a sort's rank pass reads its output's slot) keeps the step alone
     let ready = -1, alone = !packable(s.kernel);
-    for (const v of reads) {
+    for (const v of reads(s)) {
       if (written.has(v) && !placed.has(v)) alone = true;
       ready = Math.max(ready, placed.get(v) ?? -1, finalReader.get(v) === s ? (lastReader.get(v) ?? -1) : -1);
     }
     let at: number;
     if (alone) at = out.push(s) - 1;
     else {
-      let p = firstAfter(packs, ready);
       const distinct = new Set(s.args);
-      const fits = (q: Pack) => q.values.size + [...distinct].filter((v) => !q.values.has(v)).length <= maxArgs;
+      const bytes = writes(s).reduce((n, v) => n + o.temp(v), 0);
+      const fits = (q: Pack) => q.values.size + [...distinct].filter((v) => !q.values.has(v)).length <= o.maxArgs && live.max(q.from, j - 1) + bytes <= peak;
+      let p = firstAfter(packs, ready);
       while (p < packs.length && !fits(packs[p]!)) p++;
       let pack = packs[p];
-      if (!pack) {
-        pack = { at: out.length, members: [], values: new Set() };
+      if (pack) live.add(pack.from, j - 1, bytes);
+      else {
+        pack = { at: out.length, from: j, members: [], values: new Set() };
         out.push(pack);
         packs.push(pack);
       }
@@ -68,9 +93,42 @@ export function packHorizontal<S extends PackStep>(steps: readonly S[], maxArgs:
       distinct.forEach((v) => pack.values.add(v));
       at = pack.at;
     }
-    s.args.forEach((v, a) => (s.kernel.args[a]!.access === 'write' ? placed.set(v, at) : finalReader.has(v) && lastReader.set(v, Math.max(lastReader.get(v) ?? -1, at))));
-  }
-  return out.map((x) => ('members' in x ? (x.members.length === 1 ? x.members[0]! : merge(x.members, stepOf)) : x));
+    for (const v of writes(s)) placed.set(v, at);
+    for (const v of reads(s)) if (finalReader.has(v)) lastReader.set(v, Math.max(lastReader.get(v) ?? -1, at));
+  });
+  return out.map((x) => ('members' in x ? (x.members.length === 1 ? x.members[0]! : merge(x.members, o.stepOf)) : x));
+}
+
+/** Bytes of temporaries live at each step (written there or earlier, read there or later), as a range-add/range-max tree. */
+function liveBytes(steps: readonly PackStep[], temp: (v: number) => number) {
+  const n = Math.max(1, steps.length);
+  const first = new Map<number, number>(), last = new Map<number, number>();
+  steps.forEach((s, i) => s.args.forEach((v) => {
+    if (!first.has(v)) first.set(v, i);
+    last.set(v, i);
+  }));
+  const size = 1 << Math.ceil(Math.log2(n));
+  const max = new Float64Array(2 * size), pending = new Float64Array(2 * size);
+  const add = (lo: number, hi: number, x: number, node = 1, l = 0, r = size - 1): void => {
+    if (hi < l || r < lo) return;
+    if (lo <= l && r <= hi) {
+      max[node]! += x;
+      pending[node]! += x;
+      return;
+    }
+    const m = (l + r) >> 1;
+    add(lo, hi, x, 2 * node, l, m);
+    add(lo, hi, x, 2 * node + 1, m + 1, r);
+    max[node] = pending[node]! + Math.max(max[2 * node]!, max[2 * node + 1]!);
+  };
+  const query = (lo: number, hi: number, node = 1, l = 0, r = size - 1): number => {
+    if (hi < l || r < lo) return -Infinity;
+    if (lo <= l && r <= hi) return max[node]!;
+    const m = (l + r) >> 1;
+    return pending[node]! + Math.max(query(lo, hi, 2 * node, l, m), query(lo, hi, 2 * node + 1, m + 1, r));
+  };
+  for (const [v, i] of first) if (temp(v) > 0) add(i, last.get(v)!, temp(v));
+  return { add, max: (lo: number, hi: number) => (lo > hi ? 0 : query(lo, hi)) };
 }
 
 /** Index of the first pack placed after position `ready`. */
