@@ -1,7 +1,8 @@
 // From a graph to an executable plan: fuse (partition), lower each group to a kernel, order the kernels, then
 // assign buffers. Values are graph inputs, constants and group results; aliases (reshapes of a buffer) share
 // their source's value. Temporaries share physical buffers when their lifetimes do not overlap; the plan keeps
-// the trace order or the memory-aware order (compiler/schedule.ts), whichever needs fewer bytes, and reports them.
+// the trace order or the memory-aware order (compiler/schedule.ts), whichever needs fewer bytes, and reports them;
+// in each, independent map kernels are packed into horizontal kernels (compiler/fusion/horizontal.ts) first.
 
 import type { Graph } from '../dsl/graph.ts';
 import { sizeOf } from '../dsl/shape.ts';
