@@ -266,13 +266,37 @@ function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[]
 function writesOver(k: Kernel, donor: number, out: number): boolean {
   if ((k.kind !== 'map' && k.kind !== 'horizontal') || donor < 0 || k.args[out]!.access !== 'write' || k.args[out]!.type !== k.args[donor]!.type) return false;
   const loads = (ss: Store[]) => topoOrder(ss.flatMap((s) => [s.index, s.value])).filter((e) => e.op === 'load' && e.arg === donor);
-  const segments = k.kind === 'map' ? [k.stores] : k.segments.map((s) => s.stores);
-  const mine = segments.find((ss) => ss.some((s) => s.arg === out))!;
-  if (segments.some((ss) => ss !== mine && loads(ss).length)) return false;
+  let mine = k.kind === 'map' ? k.stores : undefined;
+  if (k.kind === 'horizontal') {
+    const { storedIn, loadedIn } = segmentArgs(k);
+    mine = k.segments[storedIn.get(out)!]!.stores;
+    if ((loadedIn.get(donor) ?? []).some((i) => i !== storedIn.get(out))) return false;
+  }
+  if (!mine) return false;
   const at = mine.findIndex((s) => s.arg === out);
   const own = mine[at]!;
   if (own.index.op !== 'var' || mine.some((s, i) => i !== at && s.arg === out)) return false;
   return loads(mine.slice(0, at + 1)).every((e) => e.op === 'load' && e.index === own.index) && !loads(mine.slice(at + 1)).length;
+}
+
+const segmentArgsOf = new WeakMap<Kernel, { storedIn: Map<number, number>; loadedIn: Map<number, number[]> }>();
+/** Per argument of a horizontal kernel: the segment that stores it, and the segments that load it. */
+function segmentArgs(k: Extract<Kernel, { kind: 'horizontal' }>) {
+  let have = segmentArgsOf.get(k);
+  if (!have) {
+    have = { storedIn: new Map(), loadedIn: new Map() };
+    for (const [i, sg] of k.segments.entries()) {
+      for (const st of sg.stores) have.storedIn.set(st.arg, i);
+      for (const e of topoOrder(sg.stores.flatMap((st) => [st.index, st.value]))) {
+        if (e.op !== 'load') continue;
+        const at = have.loadedIn.get(e.arg) ?? [];
+        if (at.at(-1) !== i) at.push(i);
+        have.loadedIn.set(e.arg, at);
+      }
+    }
+    segmentArgsOf.set(k, have);
+  }
+  return have;
 }
 
 /** A map or horizontal kernel with each argument of `over` read from its output's argument instead, then dropped. */
