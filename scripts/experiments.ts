@@ -307,13 +307,12 @@ process.exit(0);
 function keptMnist(readme: string): { table: string; goal?: string; picture?: { file: string; caption: string } } | undefined {
   const section = readme.slice(readme.indexOf(BEGIN) + BEGIN.length, readme.indexOf(END));
   const paragraphs = section.split('\n\n');
-  const at = paragraphs.findIndex((p) => /^(MNIST rows kept|MNIST \()/.test(p.trim()));
-  if (at < 0 || !paragraphs[at + 1]?.trim().startsWith('|')) return undefined;
-  let table = `${paragraphs[at]!.trim()}\n\n${paragraphs[at + 1]!.trim()}`;
-  if (!table.startsWith('MNIST rows kept')) {
-    const command = /^\s*Measured by (`[^`]+`)/.exec(section)?.[1];
-    table = `MNIST rows kept from the invocation that measured them${command ? ` (${command})` : ''}: \`--mnist skip\` leaves them as they were.\n\n${table}`;
-  }
+  const at = paragraphs.findIndex((p, i) => p.trim().startsWith('MNIST (') && paragraphs[i + 1]?.trim().startsWith('|'));
+  if (at < 0) return undefined;
+  const heading = paragraphs[at - 1]?.trim().startsWith('MNIST rows kept')
+    ? paragraphs[at - 1]!.trim()
+    : `MNIST rows kept from the invocation that measured them (${/^\s*Measured by (`[^`]+`)/.exec(section)?.[1] ?? 'an earlier one'}): \`--mnist skip\` leaves them as they were.`;
+  const table = `${heading}\n\n${paragraphs[at]!.trim()}\n\n${paragraphs[at + 1]!.trim()}`;
   const goal = /^- (MNIST: .*)$/m.exec(section)?.[1];
   const picture = /!\[([^\]]*mnist[^\]]*)\]\(([^)]+)\)/.exec(section);
   return { table, ...(goal ? { goal } : {}), ...(picture ? { picture: { caption: picture[1]!, file: picture[2]! } } : {}) };
