@@ -232,6 +232,9 @@ if (o.mnist === 'run' || (o.mnist === 'auto' && mnistChoice.name === 'cuda')) {
   results.mnist = { notRun: `not run: ${mnistModel} takes ${r.secPerStep.toFixed(1)} s per TwinFlow step (batch ${o.mnistBatch}) on ${mnistChoice.name}, so the ${OBJECTIVES.length} × ${o.mnistSteps}-step runs need about ${hours.toFixed(0)} hours; run \`npm run experiments -- --mnist run\` on a GPU` };
 } else results.mnist = { notRun: 'not run (--mnist skip)' };
 
+// --mnist skip keeps the README's MNIST table, goal and picture from the invocation that measured them
+const kept = o.mnist === 'skip' ? keptMnist(await readFile(README, 'utf8')) : undefined;
+
 // ---- report ----
 const find = (rows: Row[], data: string, objective: string, nfe: number) => rows.find((r) => r.data === data && r.objective === objective && r.nfe === nfe);
 
@@ -251,7 +254,8 @@ if (mnistRows) {
   const digits = t ? t.accuracy! >= 0.5 : false;
   if (t && r) goals.push(`MNIST: TwinFlow 1 NFE accuracy ${t.accuracy!.toFixed(3)} vs RCGM ${r.accuracy!.toFixed(3)}, Fréchet ${t.frechet!.toFixed(1)} vs ${r.frechet!.toFixed(1)}; diversity ratio ${t.diversity!.toFixed(3)} ≥ 0.9 ` +
     (digits ? verdict(t.diversity! >= 0.9) : `**not measured**: conditional accuracy ${t.accuracy!.toFixed(3)} is near chance (0.1), the samples are not yet digits (the model is undertrained at this scale), so their spread says nothing about collapse.`));
-} else goals.push('MNIST diversity goal: not measured (MNIST not run).');
+} else goals.push(kept?.goal ?? 'MNIST diversity goal: not measured (MNIST not run).');
+if (kept?.picture) pictures.push(kept.picture);
 
 const minutes = (performance.now() - t0) / 60000;
 const seeds = (o.seeds as number[]).join(', ');
@@ -278,7 +282,7 @@ const section = [
   mnistRows
     ? `MNIST (${mnistModel} on ${mnistChoice.name} (${mnistDevice}), ${o.mnistSteps} steps of batch ${o.mnistBatch}, lr ${o.mnistLr}, seed(s) ${(o.mnistSeeds as number[]).join(', ')}; 1,000 samples, 100 per digit, scored by the fixed classifier of models/metrics/classifier.ts):\n\n` +
       metricsTable(mnistRows, [['objective', (r) => (r as Row).objective], ['sampler', (r) => r.sampler]])
-    : `MNIST: ${(results.mnist as { notRun: string }).notRun}.`,
+    : (kept?.table ?? `MNIST: ${(results.mnist as { notRun: string }).notRun}.`),
   '',
   'Goals:',
   '',
@@ -294,6 +298,25 @@ await writeFile(README, updated);
 console.log(section);
 console.log(`\nwritten: ${README} (between the experiments markers), ${path.join(o.out, 'results.json')}`);
 process.exit(0);
+
+/**
+ * The MNIST part of the README's experiments section (its table with the paragraph above it, its goal line and
+ * its picture), for an invocation that skips MNIST. A table kept the first time is headed by the command that
+ * measured it (the section's first line); kept again, it already is.
+ */
+function keptMnist(readme: string): { table: string; goal?: string; picture?: { file: string; caption: string } } | undefined {
+  const section = readme.slice(readme.indexOf(BEGIN) + BEGIN.length, readme.indexOf(END));
+  const paragraphs = section.split('\n\n');
+  const at = paragraphs.findIndex((p, i) => p.trim().startsWith('MNIST (') && paragraphs[i + 1]?.trim().startsWith('|'));
+  if (at < 0) return undefined;
+  const heading = paragraphs[at - 1]?.trim().startsWith('MNIST rows kept')
+    ? paragraphs[at - 1]!.trim()
+    : `MNIST rows kept from the invocation that measured them (${/^\s*Measured by (`[^`]+`)/.exec(section)?.[1] ?? 'an earlier one'}): \`--mnist skip\` leaves them as they were.`;
+  const table = `${heading}\n\n${paragraphs[at]!.trim()}\n\n${paragraphs[at + 1]!.trim()}`;
+  const goal = /^- (MNIST: .*)$/m.exec(section)?.[1];
+  const picture = /!\[([^\]]*mnist[^\]]*)\]\(([^)]+)\)/.exec(section);
+  return { table, ...(goal ? { goal } : {}), ...(picture ? { picture: { caption: picture[1]!, file: picture[2]! } } : {}) };
+}
 
 /**
  * --objectives with a subset: their rows (not the data rows, which the table has) replace any rows of theirs in
