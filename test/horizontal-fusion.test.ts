@@ -8,7 +8,9 @@ import * as tw from 'twinflow';
 import { registerBackend } from '../dsl/backend.ts';
 import { CudaBackend } from '../backends/cuda/index.ts';
 import { webgpuInstance } from '../backends/webgpu/index.ts';
-import type { HorizontalKernel } from '../compiler/kernel-ir/kernel.ts';
+import type { HorizontalKernel, Kernel } from '../compiler/kernel-ir/kernel.ts';
+import { load, variable } from '../compiler/kernel-ir/expr.ts';
+import { packHorizontal } from '../compiler/fusion/horizontal.ts';
 import { adamw } from '../models/optim/adamw.ts';
 import { emaUpdate } from '../models/optim/ema.ts';
 import { compare, values } from './conformance/harness.ts';
@@ -55,7 +57,25 @@ const abstractArgs = (name: Program) => {
 };
 const plan = (name: Program, opts: Omit<tw.CompileOptions, 'donate'>) => tw.compile(PROGRAMS[name].update as never, abstractArgs(name), { ...opts, donate: [0] }).plan;
 
+/** A map step copying value `from` (25 f32: 100 bytes) into value `to`. */
+const copy = (from: number, to: number) => {
+  const gid = variable('gid', [0, 24]);
+  const kernel: Kernel = { kind: 'map', name: `copy${from}to${to}`, size: 25, args: [{ type: 'f32', size: 25, access: 'read' }, { type: 'f32', size: 25, access: 'write' }], stores: [{ arg: 1, index: gid, value: load(0, gid, 'f32') }] };
+  return { kernel, args: [from, to] };
+};
+const packed = (steps: ReturnType<typeof copy>[], temps: number[]) => packHorizontal(steps, {
+  maxArgs: 512, replacedBy: () => undefined, temp: (v) => (temps.includes(v) ? 100 : 0), stepOf: (kernel, args) => ({ kernel, args }),
+}).map((s) => (s.kernel.kind === 'horizontal' ? `[${s.kernel.name}]` : s.kernel.name));
+
 describe('horizontal fusion', () => {
+  it('moves a step earlier only where that keeps the live bytes within the order\'s peak', () => {
+    // 0 → 1 → 2 → 3 (an output) and 0 → 4 → 5 (an output); 1, 2 and 4 are temporaries. The peak (1 and 2 live at
+    // the second step) has no room for 4, which joins the third step, where only 2 is live
+    expect(packed([copy(0, 1), copy(1, 2), copy(2, 3), copy(0, 4), copy(4, 5)], [1, 2, 4])).toEqual(['copy0to1', 'copy1to2', '[copy2to3_h2]', 'copy4to5']);
+    // without temporaries to bound, it joins the first step
+    expect(packed([copy(0, 1), copy(1, 2), copy(2, 3), copy(0, 4), copy(4, 5)], [])).toEqual(['[copy0to1_h2]', '[copy1to2_h2]', 'copy2to3']);
+  });
+
   it('plans AdamW + EMA over 12 tensors to two kernels, its state updated in place', () => {
     const p = plan('AdamW + EMA', { target: 'cuda', ptx: false });
     // unpacked: one kernel per tensor (its parameter, EMA and moments together) and the step counter's

@@ -6,14 +6,15 @@
 //           is loaded once, with vector loads, and reused by every stage) or one thread per row
 //   matmul  tiled SIMT or tensor cores (cuda-matmul.ts)
 //   attention  the attention skeleton (cuda-attention.ts).
-//   horizontal a grid-stride loop over all segments' elements, each finding its segment (render/c-like.ts).
+//   horizontal a grid-stride loop over all segments' work (their vectors, then their remaining elements), each
+//           unit finding its segment (render/c-like.ts segmentTree)
 // No CUDA headers are needed: conversions and tensor-core instructions are inline PTX (ptx.ts).
 
 import { type Expr, load, topoOrder } from '../../compiler/kernel-ir/expr.ts';
 import { vectorizable } from '../../compiler/kernel-ir/index-math.ts';
-import { type HorizontalKernel, horizontalSize, type Kernel, kernelExprs } from '../../compiler/kernel-ir/kernel.ts';
+import type { HorizontalKernel, Kernel, Store } from '../../compiler/kernel-ir/kernel.ts';
 import { fnv1aHex } from '../../dsl/hash.ts';
-import { beats, Emitter, reduceCombine, reduceInit, Scope, segmentLines } from '../render/c-like.ts';
+import { beats, Emitter, reduceCombine, reduceInit, Scope, segmentTree } from '../render/c-like.ts';
 import { COMMON_HELPERS, cudaDialect, memBytes, memType, regType, vecType } from './cuda-dialect.ts';
 import { renderAttention } from './cuda-attention.ts';
 import { renderMatmul } from './cuda-matmul.ts';
@@ -89,43 +90,55 @@ export function cudaModuleSource(kernels: readonly string[], primitives = PTX_PR
 
 // ---------------------------------------------------------------------------------------------------- map
 
-function renderMap(r: Renderer, k: Extract<Kernel, { kind: 'map' }>, entry: string) {
+/** The stores of a map kernel or a horizontal kernel's segment over `gid` ∈ [0, size), with its kernel's arguments. */
+type MapWork = { args: Kernel['args']; stores: Store[]; size: number };
+
+/**
+ * How a map's elements move: arguments read or written at the thread's own element move as vectors, V elements
+ * of each per thread, V chosen so that the widest of them moves 16 bytes; the rest (broadcasts, gathers) load per
+ * element. `nvec` whole vectors, then `rest` single elements: `vector(pad)` is the work of vector `base`,
+ * `scalar(pad)` that of element `gid`.
+ */
+function mapPlan(r: Renderer, k: MapWork) {
   const gid = k.stores[0]?.index;
-  // Arguments read or written at the thread's own element move as vectors: V elements of each per thread,
-  // V chosen so that the widest of them moves 16 bytes. The rest (broadcasts, gathers) load per element.
   const vectorOk = gid?.op === 'var' && k.stores.every((st) => st.index === gid);
   const vecLoads = new Set<number>();
-  if (vectorOk) for (const e of kernelExprs(k)) if (e.op === 'load' && e.index === gid) vecLoads.add(e.arg);
+  if (vectorOk) for (const e of topoOrder(k.stores.flatMap((st) => [st.index, st.value]))) if (e.op === 'load' && e.index === gid) vecLoads.add(e.arg);
   const outs = [...new Set(k.stores.map((st) => st.arg))];
   const widest = Math.max(1, ...[...vecLoads, ...outs].map((a) => memBytes(k.args[a]!.type)));
   const V = vectorOk ? Math.min(8, 16 / widest) : 1;
   const nvec = V > 1 ? Math.floor(k.size / V) : 0;
+  const vt = (a: number) => vecType(V * memBytes(k.args[a]!.type));
+  const vector = (pad: string) => {
+    const lines: string[] = [];
+    for (const a of vecLoads) {
+      lines.push(`${pad}__align__(16) ${memType(k.args[a]!.type)} r${a}[${V}];`);
+      lines.push(`${pad}*reinterpret_cast<${vt(a)}*>(r${a}) = *reinterpret_cast<const ${vt(a)}*>(a${a} + (size_t)base * ${V});`);
+    }
+    for (const a of outs) lines.push(`${pad}__align__(16) ${memType(k.args[a]!.type)} o${a}[${V}];`);
+    lines.push(`#pragma unroll`, `${pad}for (int u = 0; u < ${V}; u++) {`, `${pad}  const int gid = base * ${V} + u;`);
+    const s = new Scope(r, undefined, `${pad}  `, (e) => (e.index === gid && vecLoads.has(e.arg) ? r.loadText(e.arg, `r${e.arg}[u]`) : undefined));
+    k.stores.forEach((st) => s.store(st, `o${st.arg}[u]`));
+    lines.push(...s.lines, `${pad}}`);
+    for (const a of outs) lines.push(`${pad}*reinterpret_cast<${vt(a)}*>(a${a} + (size_t)base * ${V}) = *reinterpret_cast<const ${vt(a)}*>(o${a});`);
+    return lines;
+  };
+  const scalar = (pad: string) => {
+    const s = new Scope(r, undefined, pad);
+    k.stores.forEach((st) => s.store(st));
+    return s.lines;
+  };
+  return { V, nvec, rest: k.size - nvec * V, vector, scalar };
+}
+
+function renderMap(r: Renderer, k: Extract<Kernel, { kind: 'map' }>, entry: string) {
+  const { V, nvec, rest, vector, scalar } = mapPlan(r, k);
   const body: string[] = [];
   body.push(`extern "C" __global__ void __launch_bounds__(${MAP_BLOCK}) ${entry}(${r.params()}) {`);
   body.push(`  const int tid = blockIdx.x * ${MAP_BLOCK} + threadIdx.x, stride = gridDim.x * ${MAP_BLOCK};`);
-  if (nvec > 0) {
-    const vt = (a: number) => vecType(V * memBytes(k.args[a]!.type));
-    body.push(`  for (int base = tid; base < ${nvec}; base += stride) {`);
-    for (const a of vecLoads) {
-      body.push(`    __align__(16) ${memType(k.args[a]!.type)} r${a}[${V}];`);
-      body.push(`    *reinterpret_cast<${vt(a)}*>(r${a}) = *reinterpret_cast<const ${vt(a)}*>(a${a} + (size_t)base * ${V});`);
-    }
-    for (const a of outs) body.push(`    __align__(16) ${memType(k.args[a]!.type)} o${a}[${V}];`);
-    body.push(`#pragma unroll`, `    for (int u = 0; u < ${V}; u++) {`, `      const int gid = base * ${V} + u;`);
-    const s = new Scope(r, undefined, '      ', (e) => (e.index === gid && vecLoads.has(e.arg) ? r.loadText(e.arg, `r${e.arg}[u]`) : undefined));
-    k.stores.forEach((st) => s.store(st, `o${st.arg}[u]`));
-    body.push(...s.lines, '    }');
-    for (const a of outs) body.push(`    *reinterpret_cast<${vt(a)}*>(a${a} + (size_t)base * ${V}) = *reinterpret_cast<const ${vt(a)}*>(o${a});`);
-    body.push('  }');
-  }
-  const rest = k.size - nvec * V;
-  if (rest > 0) {
-    // the elements after the last whole vector (all of them when nothing vectorizes), one per thread
-    body.push(`  for (int gid = ${nvec * V} + tid; gid < ${k.size}; gid += stride) {`);
-    const s = new Scope(r, undefined, '    ');
-    k.stores.forEach((st) => s.store(st));
-    body.push(...s.lines, '  }');
-  }
+  if (nvec > 0) body.push(`  for (int base = tid; base < ${nvec}; base += stride) {`, ...vector('    '), '  }');
+  // the elements after the last whole vector (all of them when nothing vectorizes), one per thread
+  if (rest > 0) body.push(`  for (int gid = ${nvec * V} + tid; gid < ${k.size}; gid += stride) {`, ...scalar('    '), '  }');
   body.push('}');
   const blocks = Math.min(MAX_MAP_BLOCKS, Math.ceil(Math.max(nvec, rest) / MAP_BLOCK));
   return { body, grid: [blocks, 1, 1] as [number, number, number], block: [MAP_BLOCK, 1, 1] as [number, number, number] };
@@ -133,14 +146,28 @@ function renderMap(r: Renderer, k: Extract<Kernel, { kind: 'map' }>, entry: stri
 
 // ---------------------------------------------------------------------------------------------------- horizontal
 
-/** Grid-stride over the segments' elements together, one per thread (no vector loads: segments are small). */
+/**
+ * Grid-stride over the segments' work units together, one per thread: a segment's units are its whole vectors
+ * (moved as the map skeleton moves them), then its remaining elements.
+ */
 function renderHorizontal(r: Renderer, k: HorizontalKernel, entry: string) {
-  const total = horizontalSize(k);
+  const plans = k.segments.map((sg) => mapPlan(r, { args: k.args, stores: sg.stores, size: sg.size }));
+  const units = plans.map((p) => p.nvec + p.rest);
+  const total = units.reduce((a, b) => a + b, 0);
+  const work = (i: number, local: string, pad: string) => {
+    const { V, nvec, rest, vector, scalar } = plans[i]!;
+    const inner = `${pad}  `;
+    const vec = [`${inner}const int base = ${local};`, ...vector(inner)];
+    const one = [`${inner}const int gid = ${nvec ? `${nvec * V} + ${local} - ${nvec}` : local};`, ...scalar(inner)];
+    if (!nvec) return [`${pad}{`, ...one, `${pad}}`];
+    if (!rest) return [`${pad}{`, ...vec, `${pad}}`];
+    return [`${pad}if (${local} < ${nvec}) {`, ...vec, `${pad}} else {`, ...one, `${pad}}`];
+  };
   const body = [
     `extern "C" __global__ void __launch_bounds__(${MAP_BLOCK}) ${entry}(${r.params()}) {`,
     `  const int stride = gridDim.x * ${MAP_BLOCK};`,
     `  for (int hid = blockIdx.x * ${MAP_BLOCK} + threadIdx.x; hid < ${total}; hid += stride) {`,
-    ...segmentLines(r, k, 'hid', '    '),
+    ...segmentTree(units, 'hid', '    ', work),
     '  }',
     '}',
   ];

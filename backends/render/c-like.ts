@@ -124,24 +124,29 @@ export class Scope {
 // ---------------------------------------------------------------------------------------------- horizontal
 
 /**
- * The body of a horizontal kernel for element `e` (an i32 in [0, Σ sizes)): a binary tree of range tests finds
- * the segment (log₂ of the segment count deep), which binds `gid` to e − its offset and runs its stores. Each
- * segment renders in a scope of its own: segments share interned expressions, never their bindings.
+ * The body of a horizontal kernel for unit `e` (an i32 in [0, Σ units)): a binary tree of range tests (log₂ of
+ * the segment count deep) finds segment i, whose `work(i, local, pad)` lines then run unit `local` = e − the
+ * units before it.
  */
-export function segmentLines(r: Emitter, k: HorizontalKernel, e: string, indent: string): string[] {
+export function segmentTree(units: readonly number[], e: string, indent: string, work: (i: number, local: string, pad: string) => string[]): string[] {
   const offsets = [0];
-  for (const s of k.segments) offsets.push(offsets.at(-1)! + s.size);
+  for (const u of units) offsets.push(offsets.at(-1)! + u);
   const tree = (lo: number, hi: number, pad: string): string[] => {
-    if (hi - lo === 1) {
-      const s = new Scope(r, undefined, pad);
-      s.line(r.d.bind('gid', 'i32', offsets[lo] ? `${e} - ${offsets[lo]}` : e));
-      k.segments[lo]!.stores.forEach((st) => s.store(st));
-      return s.lines;
-    }
+    if (hi - lo === 1) return work(lo, offsets[lo] ? `(${e} - ${offsets[lo]})` : e, pad);
     const mid = (lo + hi) >> 1;
     return [`${pad}if (${e} < ${offsets[mid]}) {`, ...tree(lo, mid, pad + '  '), `${pad}} else {`, ...tree(mid, hi, pad + '  '), `${pad}}`];
   };
-  return tree(0, k.segments.length, indent);
+  return tree(0, units.length, indent);
+}
+
+/** A horizontal kernel's segments, one element per unit: `gid` bound, the stores in a scope of the segment's own. */
+export function segmentLines(r: Emitter, k: HorizontalKernel, e: string, indent: string): string[] {
+  return segmentTree(k.segments.map((s) => s.size), e, indent, (i, local, pad) => {
+    const s = new Scope(r, undefined, pad);
+    s.line(r.d.bind('gid', 'i32', local));
+    k.segments[i]!.stores.forEach((st) => s.store(st));
+    return s.lines;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------- reductions
