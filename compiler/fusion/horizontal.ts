@@ -25,15 +25,8 @@ export interface PackStep {
 
 type MapKernel = Extract<Kernel, { kind: 'map' }>;
 
-/**
- * Elements above which a map kernel stays alone: a launch's fixed cost (a few µs of device time) is what moving
- * ~10 MB costs at an H200's bandwidth, so a bigger map gains little from packing, and alone it keeps the map
- * skeleton's vector loads.
- */
-const PACK_MAX_ELEMENTS = 1 << 20;
-
 /** A map kernel that stores only at each thread's own element (gathers and scatters' index passes stay alone). */
-const packable = (k: Kernel): k is MapKernel => k.kind === 'map' && k.size <= PACK_MAX_ELEMENTS && k.stores.every((s) => s.index.op === 'var');
+const packable = (k: Kernel): k is MapKernel => k.kind === 'map' && k.stores.every((s) => s.index.op === 'var');
 
 export interface PackOptions<S> {
   /** Most distinct values one kernel may bind. */
