@@ -92,12 +92,16 @@ describe('horizontal fusion', () => {
     const web = plan('momentum SGD', { target: 'webgpu' });
     expect(Math.max(...web.steps.map((s) => s.kernel.args.length))).toBeLessThanOrEqual(8);
     expect(web.steps).toHaveLength(SHAPES.length);
-    // CUDA's 512: 200 tensors of plain SGD bind 3 values each (600), so two kernels
-    const many = Array.from({ length: 200 }, (_, i) => [1 + (i % 7)]);
+    // CUDA's 512: 30 sums of 20 tensors each bind 21 values (630 in all), so two kernels of 24 and 6 segments
+    const sums = (xs: tw.Tensor<'f32'>[][]) => xs.map((row) => row.reduce((a, b) => a.add(b)));
+    const c = tw.compile(sums, [Array.from({ length: 30 }, (_, i) => Array.from({ length: 20 }, () => tw.abstract([1 + (i % 7)])))], { target: 'cuda', ptx: false });
+    expect(c.plan.steps.map((s) => (s.kernel.kind === 'horizontal' ? s.kernel.segments.length : s.kernel.kind))).toEqual([24, 6]);
+    expect(c.plan.steps.map((s) => s.kernel.args.length)).toEqual([504, 126]);
+    // and at most 32 segments per kernel (code size): 100 tensors of plain SGD, 3 values each, make 4 kernels
     const sgd = (p: tw.Tensor<'f32'>[], g: tw.Tensor<'f32'>[]) => p.map((x, i) => x.sub(g[i]!.mul(0.1)));
-    const c = tw.compile(sgd, [many.map((s) => tw.abstract(s)), many.map((s) => tw.abstract(s))], { target: 'cuda', ptx: false });
-    expect(c.plan.steps.map((s) => s.kernel.kind)).toEqual(['horizontal', 'horizontal']);
-    expect(Math.max(...c.plan.steps.map((s) => s.kernel.args.length))).toBeLessThanOrEqual(512);
+    const many = Array.from({ length: 100 }, (_, i) => tw.abstract([1 + (i % 7)]));
+    const d = tw.compile(sgd, [many, many.map((a) => tw.abstract(a.shape))], { target: 'cuda', ptx: false });
+    expect(d.plan.steps.map((s) => (s.kernel.kind === 'horizontal' ? s.kernel.segments.length : s.kernel.kind))).toEqual([32, 32, 32, 4]);
   });
 });
 

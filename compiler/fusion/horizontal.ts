@@ -7,10 +7,10 @@
 //
 // It runs on an ordered list of plan steps, before buffers are assigned (the order it returns is the one they
 // are assigned for). Walking the order, a map step joins the earliest pack placed after everything it reads is
-// written, while the pack then binds at most `maxArgs` distinct values (WebGPU's storage buffers per stage,
-// CUDA's parameter space) and the bytes live between the pack and the step, its outputs added, stay within the
-// order's most live bytes (so packing does not raise the peak of the memory-aware order); else it starts a pack
-// where it stands. Steps only move earlier, to a pack that follows their producers, so the order stays
+// written, while the pack then has at most MAX_SEGMENTS members, binds at most `maxArgs` distinct values
+// (WebGPU's storage buffers per stage, CUDA's parameter space), and the bytes live between the pack and the
+// step, its outputs added, stay within the order's most live bytes (so packing does not raise the peak of the
+// memory-aware order); else it starts a pack where it stands. Steps only move earlier, to a pack that follows their producers, so the order stays
 // topological. A donated input's last reader, when it writes the input's replacement (maybe over it), is placed
 // after the input's other readers (in a later pack), so it stays last and donation in place stays in place.
 
@@ -24,6 +24,13 @@ export interface PackStep {
 }
 
 type MapKernel = Extract<Kernel, { kind: 'map' }>;
+
+/**
+ * Segments per horizontal kernel at most: compile time grows faster than the code (NVRTC took 50 s for the
+ * mmdit-small TwinFlow step's kernels with packs of up to 200 segments, 35 s at 32, 33 s unpacked), and past a
+ * few dozen segments one launch more costs next to nothing.
+ */
+const MAX_SEGMENTS = 32;
 
 /** A map kernel that stores only at each thread's own element (gathers and scatters' index passes stay alone). */
 const packable = (k: Kernel): k is MapKernel => k.kind === 'map' && k.stores.every((s) => s.index.op === 'var');
@@ -71,7 +78,7 @@ export function packHorizontal<S extends PackStep>(steps: readonly S[], o: PackO
     else {
       const distinct = new Set(s.args);
       const bytes = writes(s).reduce((n, v) => n + o.temp(v), 0);
-      const fits = (q: Pack) => q.values.size + [...distinct].filter((v) => !q.values.has(v)).length <= o.maxArgs && live.max(q.from, j - 1) + bytes <= peak;
+      const fits = (q: Pack) => q.members.length < MAX_SEGMENTS && q.values.size + [...distinct].filter((v) => !q.values.has(v)).length <= o.maxArgs && live.max(q.from, j - 1) + bytes <= peak;
       let p = firstAfter(packs, ready);
       while (p < packs.length && !fits(packs[p]!)) p++;
       let pack = packs[p];
