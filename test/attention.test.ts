@@ -38,17 +38,22 @@ describe('fused attention at full size (abstract values, no device)', () => {
     expect(largest(bwd)).toBe(5 * H * L * D);
   });
 
-  it('CUDA splits a row across lanes by head dim (each holds at most 32 of its elements, 16 lanes at most); WGSL keeps one', () => {
+  it('CUDA splits a row across lanes by head dim (each holds at most 32 of its elements; at most 256 threads a block); WGSL keeps one', () => {
     const blocks = (d: number, target: 'cuda' | 'webgpu') => {
       const qkv = [0, 1, 2].map(() => tw.abstract([2, 40, d]));
       const c = tw.compile(tw.grad((q: tw.Tensor<'f32'>, k: tw.Tensor<'f32'>, v: tw.Tensor<'f32'>) => tw.sum(tw.attention(q, k, v)), { argnums: [0, 1, 2] }), qkv, { target, ptx: false });
-      return c.plan.steps.filter((s) => s.kernel.kind === 'attention').map((s) => (target === 'cuda' ? renderCuda(s.kernel, { arch: 90 }, s.key).block[0] : Number(/@workgroup_size\((\d+)\)/.exec(renderWgsl(s.kernel, { f16: false, software: false, subgroups: true }).code)![1])));
+      return c.plan.steps.filter((s) => s.kernel.kind === 'attention').map((s) => {
+        if (target === 'webgpu') return Number(/@workgroup_size\((\d+)\)/.exec(renderWgsl(s.kernel, { f16: false, software: false, subgroups: true }).code)![1]);
+        const r = renderCuda(s.kernel, { arch: 90 }, s.key);
+        return `${r.block[0]} threads, ${r.grid[0]} row blocks`;
+      });
     };
-    // forward+lse, dq and dk+dv: 64 rows per block times the lanes
-    expect(blocks(24, 'cuda')).toEqual([64, 64, 64]);
-    expect(blocks(64, 'cuda')).toEqual([128, 128, 128]);
-    expect(blocks(128, 'cuda')).toEqual([256, 256, 256]);
-    expect(blocks(1024, 'cuda')).toEqual([1024, 1024, 1024]);
+    // forward+lse, dq and dk+dv over 40 rows: 64 rows per block times the lanes, up to 256 threads
+    expect(blocks(24, 'cuda')).toEqual(Array(3).fill('64 threads, 1 row blocks'));
+    expect(blocks(64, 'cuda')).toEqual(Array(3).fill('128 threads, 1 row blocks'));
+    expect(blocks(128, 'cuda')).toEqual(Array(3).fill('256 threads, 1 row blocks'));
+    expect(blocks(256, 'cuda')).toEqual(Array(3).fill('256 threads, 2 row blocks')); // 8 lanes, 32 rows
+    expect(blocks(1024, 'cuda')).toEqual(Array(3).fill('256 threads, 5 row blocks')); // 32 lanes, 8 rows
     expect(blocks(128, 'webgpu')).toEqual([64, 64, 64]);
   });
 

@@ -1,13 +1,13 @@
 // The attention skeleton (compiler/kernel-ir/attention.ts) written once for every C-like target: each target
 // passes its spelling of declarations, loops, barriers, loads and stores (an AttentionSyntax), and gets the
-// kernel body. A block owns ATTENTION_ROWS rows of one batch entry, each row held by `lanes` threads (one
+// kernel body. A block owns attentionRows rows of one batch entry, each row held by `lanes` threads (one
 // where the target has no warp shuffles; else attentionLanes: each lane holds elements lane, lane + lanes, …
 // of every row vector, sums its part of a dot product with the other lanes of its group, and accumulates its
 // own slice of the outputs). The block walks the columns in tiles of BC, each tile's column operands (and, for
 // dk/dv, their lse and delta) staged in shared memory as f32 by all threads, then each row's threads score it
 // against the tile's columns one by one.
 
-import { ATTENTION_ROWS, attentionColumns, attentionLanes, attentionRoles, attentionStaged } from '../../compiler/kernel-ir/attention.ts';
+import { attentionColumns, attentionLanes, attentionRoles, attentionRows, attentionStaged } from '../../compiler/kernel-ir/attention.ts';
 import type { AttentionKernel } from '../../compiler/kernel-ir/kernel.ts';
 
 export interface AttentionSyntax {
@@ -28,7 +28,7 @@ export interface AttentionSyntax {
   barrier: string;
   /**
    * Where the target has warp shuffles: the statements that add to f32 variable `v` the values of the other
-   * lanes of its aligned group of `lanes` threads (a power of two up to 16, within one warp), which all run them.
+   * lanes of its aligned group of `lanes` threads (a power of two up to 32, within one warp), which all run them.
    */
   groupSum?(v: string, lanes: number): string[];
   exp(x: string): string;
@@ -45,13 +45,13 @@ export interface AttentionSyntax {
 }
 
 /**
- * The kernel's shared (workgroup) declarations, its body's statements (indented by two spaces) and its threads
- * per block. `sharedBytes`: what a block's tiles may take.
+ * The kernel's shared (workgroup) declarations, its body's statements (indented by two spaces), its lanes per
+ * row and threads per block. `sharedBytes`: what a block's tiles may take.
  */
-export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedBytes: number): { shared: string[]; body: string[]; threads: number } {
+export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedBytes: number): { shared: string[]; body: string[]; lanes: number; threads: number } {
   const r = attentionRoles(k);
-  const BR = ATTENTION_ROWS, BC = attentionColumns(k, sharedBytes);
-  const G = x.groupSum ? attentionLanes(k) : 1, T = BR * G;
+  const G = x.groupSum ? attentionLanes(k) : 1;
+  const BR = attentionRows(G), BC = attentionColumns(k, sharedBytes), T = BR * G;
   const { d, dv } = k;
   const I = x.int;
   const staged = attentionStaged(k);
@@ -195,11 +195,11 @@ export function attentionBody(k: AttentionKernel, x: AttentionSyntax, sharedByte
     at(4, ...each(r.width2, (i) => x.store(k.out2!, `o2 + ${x.wide(i)}`, 'acc2[t]')));
   }
   at(2, '}');
-  return { shared, body: L, threads: T };
+  return { shared, body: L, lanes: G, threads: T };
 }
 
-/** The grid of an attention kernel: row blocks, then the batch over y (and z past 65535). */
-export function attentionGrid(k: AttentionKernel): [number, number, number] {
+/** The grid of an attention kernel with `lanes` lanes per row: row blocks, then the batch over y (and z past 65535). */
+export function attentionGrid(k: AttentionKernel, lanes = 1): [number, number, number] {
   const rows = attentionRoles(k).rows;
-  return [Math.max(1, Math.ceil(rows / ATTENTION_ROWS)), Math.max(1, Math.min(k.batch, 65535)), Math.max(1, Math.ceil(k.batch / 65535))];
+  return [Math.max(1, Math.ceil(rows / attentionRows(lanes))), Math.max(1, Math.min(k.batch, 65535)), Math.max(1, Math.ceil(k.batch / 65535))];
 }

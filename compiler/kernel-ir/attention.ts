@@ -18,10 +18,11 @@
 // The fused modes are what the planner makes of sibling primitives with the same operands
 // (compiler/fusion/partition.ts); alone, a primitive is forward, lse, dq, dk or dv. Renderers print this table;
 // what differs between targets is spelling, tile sizes, index width (64-bit offsets in CUDA C, u32 in WGSL) and
-// lanes per row: CUDA splits a row across up to 16 lanes of a warp (warp shuffles sum the dot products) so each
+// lanes per row: CUDA splits a row across up to 32 lanes of a warp (warp shuffles sum the dot products) so each
 // thread holds at most ATTENTION_SLICE elements of a row vector (at d = 128 the unsplit dq and dk+dv held two
 // and four 128-wide arrays and spilled: ptxas sm_90 f32 1,192 and 2,208 bytes of spill stores; split 4 ways,
-// none in any mode); WGSL keeps one lane (WebGPU does not guarantee subgroups).
+// none in any mode, nor up to d = 1,024 with more lanes); WGSL keeps one lane (WebGPU does not guarantee
+// subgroups).
 
 import type { AttentionKernel } from './kernel.ts';
 
@@ -64,22 +65,30 @@ export function attentionRoles(k: AttentionKernel): AttentionRoles {
   }
 }
 
-/** Rows per block. */
-export const ATTENTION_ROWS = 64;
+/** Rows per block (fewer where a row takes over 4 lanes: attentionRows). */
+const ATTENTION_ROWS = 64;
+
+/** Threads per block where rows are split across lanes: at most 256, so a thread may take 255 registers. */
+const SPLIT_THREADS = 256;
 
 /** The most elements of a row vector one thread holds where a row may be split across lanes. */
 export const ATTENTION_SLICE = 32;
 
 /**
- * Lanes per row where a target can sum across the lanes of a warp (CUDA): the least power of two that leaves
- * each lane at most ATTENTION_SLICE elements of the widest row vector (d or dv), so the per-thread arrays (up
- * to four in dk+dv) stay in registers; at most 16, so a block of ATTENTION_ROWS rows stays within 1,024
- * threads (past d = 512 a lane holds more). A target without warp shuffles keeps one lane per row.
+ * Lanes per row where a target can sum across the lanes of a warp (CUDA): the least power of two up to 32 that
+ * leaves each lane at most ATTENTION_SLICE elements of the widest row vector (d or dv), so the per-thread
+ * arrays (up to four in dk+dv) stay in registers (past d = 1,024 a lane holds more). A target without warp
+ * shuffles keeps one lane per row.
  */
 export function attentionLanes(k: AttentionKernel): number {
   let lanes = 1;
-  while (lanes < 16 && Math.ceil(Math.max(k.d, k.dv) / lanes) > ATTENTION_SLICE) lanes *= 2;
+  while (lanes < 32 && Math.ceil(Math.max(k.d, k.dv) / lanes) > ATTENTION_SLICE) lanes *= 2;
   return lanes;
+}
+
+/** Rows per block at `lanes` lanes per row: ATTENTION_ROWS, fewer past 4 lanes so a block keeps 256 threads. */
+export function attentionRows(lanes: number): number {
+  return Math.min(ATTENTION_ROWS, SPLIT_THREADS / lanes);
 }
 
 /** What a tile stages per column: b, x (when read), and the column's lse and delta (when the stats are the columns'). */
