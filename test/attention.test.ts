@@ -7,6 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as tw from 'twinflow';
 import { renderWgsl } from '../backends/webgpu/wgsl.ts';
+import { renderCuda } from '../backends/cuda/cuda-c.ts';
 import { webgpuInstance } from '../backends/webgpu/index.ts';
 import { bind } from '../dsl/trace.ts';
 import { attentionCases } from './conformance/cases.ts';
@@ -35,6 +36,25 @@ describe('fused attention at full size (abstract values, no device)', () => {
     const modes = bwd.plan.steps.flatMap((s) => (s.kernel.kind === 'attention' ? [s.kernel.mode] : []));
     expect(modes.sort()).toEqual(['dk+dv', 'dq', 'forward+lse']); // the forward hands the backward its lse; dK and dV in one pass
     expect(largest(bwd)).toBe(5 * H * L * D);
+  });
+
+  it('CUDA splits a row across lanes by head dim (each holds at most 32 of its elements; at most 256 threads a block); WGSL keeps one', () => {
+    const blocks = (d: number, target: 'cuda' | 'webgpu') => {
+      const qkv = [0, 1, 2].map(() => tw.abstract([2, 40, d]));
+      const c = tw.compile(tw.grad((q: tw.Tensor<'f32'>, k: tw.Tensor<'f32'>, v: tw.Tensor<'f32'>) => tw.sum(tw.attention(q, k, v)), { argnums: [0, 1, 2] }), qkv, { target, ptx: false });
+      return c.plan.steps.filter((s) => s.kernel.kind === 'attention').map((s) => {
+        if (target === 'webgpu') return Number(/@workgroup_size\((\d+)\)/.exec(renderWgsl(s.kernel, { f16: false, software: false, subgroups: true }).code)![1]);
+        const r = renderCuda(s.kernel, { arch: 90 }, s.key);
+        return `${r.block[0]} threads, ${r.grid[0]} row blocks`;
+      });
+    };
+    // forward+lse, dq and dk+dv over 40 rows: 64 rows per block times the lanes, up to 256 threads
+    expect(blocks(24, 'cuda')).toEqual(Array(3).fill('64 threads, 1 row blocks'));
+    expect(blocks(64, 'cuda')).toEqual(Array(3).fill('128 threads, 1 row blocks'));
+    expect(blocks(128, 'cuda')).toEqual(Array(3).fill('256 threads, 1 row blocks'));
+    expect(blocks(256, 'cuda')).toEqual(Array(3).fill('256 threads, 2 row blocks')); // 8 lanes, 32 rows
+    expect(blocks(1024, 'cuda')).toEqual(Array(3).fill('256 threads, 5 row blocks')); // 32 lanes, 8 rows
+    expect(blocks(128, 'webgpu')).toEqual([64, 64, 64]);
   });
 
   it('q, k and v past 2^32 elements render for CUDA (64-bit offsets); WGSL names its u32 limit', () => {

@@ -1,11 +1,12 @@
 // The CUDA C spelling of the attention skeleton (backends/render/attention.ts): offsets are 64-bit (long
 // long), so q, k, v and their gradients may hold more than 2^31 elements; values are f32 in registers and
-// shared memory, f16/bf16 converted on load and rounded on store. The f16/bf16 forward (and forward+lse) on
-// sm_80+ runs on tensor cores instead (renderMma: the same algorithm with the scores in mma.sync fragments).
+// shared memory, f16/bf16 converted on load and rounded on store. Wide rows are split across lanes of a warp
+// (attentionLanes; dot products summed by __shfl_xor_sync), so no mode spills at d = 128. The f16/bf16
+// forward (and forward+lse) on sm_80+ runs on tensor cores instead (renderMma: the same algorithm with the
+// scores in mma.sync fragments).
 
 import { isHalf } from '../../compiler/kernel-ir/expr.ts';
 import type { AttentionKernel } from '../../compiler/kernel-ir/kernel.ts';
-import { ATTENTION_ROWS } from '../../compiler/kernel-ir/attention.ts';
 import { attentionBody, attentionGrid, type AttentionSyntax } from '../render/attention.ts';
 import type { Renderer } from './cuda-c.ts';
 import { cudaDialect, literal } from './cuda-dialect.ts';
@@ -26,6 +27,13 @@ export function renderAttention(r: Renderer, k: AttentionKernel, entry: string) 
     loop: (v, from, to, step = '1') => `for (int ${v} = ${from}; ${v} < ${to}; ${v} += ${step}) {`,
     unroll: '#pragma unroll',
     barrier: '__syncthreads();',
+    // the group's lanes of the warp name themselves in the mask, so other groups may diverge (masked rows, dead rows)
+    groupSum: (v, lanes) => {
+      const mask = lanes === 32 ? '0xffffffffu' : `0x${(2 ** lanes - 1).toString(16)}u << (threadIdx.x & ${32 - lanes}u)`;
+      const out: string[] = [];
+      for (let o = lanes / 2; o >= 1; o /= 2) out.push(`${v} = ${v} + __shfl_xor_sync(${mask}, ${v}, ${o});`);
+      return out;
+    },
     exp: (a) => `expf(${a})`,
     log: (a) => `logf(${a})`,
     max: (a, b) => `fmaxf(${a}, ${b})`,
@@ -35,9 +43,9 @@ export function renderAttention(r: Renderer, k: AttentionKernel, entry: string) 
     blockX: '(int)blockIdx.x',
     batch: '(long long)blockIdx.z * 65535 + blockIdx.y',
   };
-  const { shared, body } = attentionBody(k, x, SHARED_BYTES);
-  const text = [`extern "C" __global__ void __launch_bounds__(${ATTENTION_ROWS}) ${entry}(${r.params()}) {`, ...shared.map((s) => `  ${s}`), ...body, '}'];
-  return { body: text, grid: attentionGrid(k), block: [ATTENTION_ROWS, 1, 1] as [number, number, number] };
+  const { shared, body, lanes, threads } = attentionBody(k, x, SHARED_BYTES);
+  const text = [`extern "C" __global__ void __launch_bounds__(${threads}) ${entry}(${r.params()}) {`, ...shared.map((s) => `  ${s}`), ...body, '}'];
+  return { body: text, grid: attentionGrid(k, lanes), block: [threads, 1, 1] as [number, number, number] };
 }
 
 // ------------------------------------------------------------------------------------------- tensor cores

@@ -3,7 +3,6 @@
 // maxStorageBufferBindingSize); values are f32 in registers and workgroup memory, f16 converted on load and store.
 
 import type { AttentionKernel } from '../../compiler/kernel-ir/kernel.ts';
-import { ATTENTION_ROWS } from '../../compiler/kernel-ir/attention.ts';
 import { attentionBody, type AttentionSyntax } from '../render/attention.ts';
 import type { Emitter } from '../render/c-like.ts';
 import { literal } from './wgsl-dialect.ts';
@@ -34,9 +33,9 @@ export function renderAttentionWgsl(r: Emitter, k: AttentionKernel, sharedBytes:
     blockX: 'wid.x',
     batch: '(wid.y + wid.z * 65535u)',
   };
-  const { shared, body } = attentionBody(k, x, sharedBytes);
+  const { shared, body, threads } = attentionBody(k, x, sharedBytes);
   return {
     extra: shared,
-    body: [`@compute @workgroup_size(${ATTENTION_ROWS})`, 'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {', ...body, '}'],
+    body: [`@compute @workgroup_size(${threads})`, 'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {', ...body, '}'],
   };
 }

@@ -1,6 +1,8 @@
-// The attention skeleton, one for every target and mode: a thread owns a row; the block walks the columns
-// in tiles staged in shared (workgroup) memory, computing each score s = scale·a_row·b_col on the fly, so no
-// rows×cols buffer exists. What rows, columns and the accumulated vectors are in each mode:
+// The attention skeleton, one for every target and mode: a group of `lanes` threads owns a row (each lane a
+// 1/lanes slice of every row vector: its part of a dot product is summed across the group, and it accumulates
+// its own slice of the outputs); the block walks the columns in tiles staged in shared (workgroup) memory,
+// computing each score s = scale·a_row·b_col on the fly, so no rows×cols buffer exists. What rows, columns and
+// the accumulated vectors are in each mode:
 //
 //   mode         row    a    c    col  b    x     per unmasked column                           outputs
 //   forward      query  q    -    key  k    v     online softmax: m, l, acc·α + p·x              acc / l (0 if l = 0)
@@ -15,7 +17,12 @@
 // from one pass over the (key, query) pairs; dQ, which runs over the transposed pairs, is a kernel of its own.
 // The fused modes are what the planner makes of sibling primitives with the same operands
 // (compiler/fusion/partition.ts); alone, a primitive is forward, lse, dq, dk or dv. Renderers print this table;
-// what differs between targets is spelling, tile sizes and index width (64-bit offsets in CUDA C, u32 in WGSL).
+// what differs between targets is spelling, tile sizes, index width (64-bit offsets in CUDA C, u32 in WGSL) and
+// lanes per row: CUDA splits a row across up to 32 lanes of a warp (warp shuffles sum the dot products) so each
+// thread holds at most ATTENTION_SLICE elements of a row vector (at d = 128 the unsplit dq and dk+dv held two
+// and four 128-wide arrays and spilled: ptxas sm_90 f32 1,192 and 2,208 bytes of spill stores; split 4 ways,
+// none in any mode, nor up to d = 1,024 with more lanes); WGSL keeps one lane (WebGPU does not guarantee
+// subgroups).
 
 import type { AttentionKernel } from './kernel.ts';
 
@@ -58,8 +65,31 @@ export function attentionRoles(k: AttentionKernel): AttentionRoles {
   }
 }
 
-/** Threads per block (a row each). */
-export const ATTENTION_ROWS = 64;
+/** Rows per block (fewer where a row takes over 4 lanes: attentionRows). */
+const ATTENTION_ROWS = 64;
+
+/** Threads per block where rows are split across lanes: at most 256, so a thread may take 255 registers. */
+const SPLIT_THREADS = 256;
+
+/** The most elements of a row vector one thread holds where a row may be split across lanes. */
+export const ATTENTION_SLICE = 32;
+
+/**
+ * Lanes per row where a target can sum across the lanes of a warp (CUDA): the least power of two up to 32 that
+ * leaves each lane at most ATTENTION_SLICE elements of the widest row vector (d or dv), so the per-thread
+ * arrays (up to four in dk+dv) stay in registers (past d = 1,024 a lane holds more). A target without warp
+ * shuffles keeps one lane per row.
+ */
+export function attentionLanes(k: AttentionKernel): number {
+  let lanes = 1;
+  while (lanes < 32 && Math.ceil(Math.max(k.d, k.dv) / lanes) > ATTENTION_SLICE) lanes *= 2;
+  return lanes;
+}
+
+/** Rows per block at `lanes` lanes per row: ATTENTION_ROWS, fewer past 4 lanes so a block keeps 256 threads. */
+export function attentionRows(lanes: number): number {
+  return Math.min(ATTENTION_ROWS, SPLIT_THREADS / lanes);
+}
 
 /** What a tile stages per column: b, x (when read), and the column's lse and delta (when the stats are the columns'). */
 export function attentionStaged(k: AttentionKernel): { b: number; x: number; lse: boolean; delta: boolean } {

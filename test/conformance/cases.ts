@@ -67,6 +67,15 @@ export const attentionCases: Case[] = [
   { name: 'attention: fused siblings', inputs: [F(2, 67, 24), F(2, 70, 24), F(2, 70, 20), F(2, 67, 20), F(2, 67)], fn: (q, k, v, dO, d) => backwardPrimitives(q, k, v, dO, dO, d, undefined, true) },
   { name: 'attention: backward primitives alone', inputs: [F(2, 9, 6), F(2, 11, 6), F(2, 11, 5), F(2, 9, 5), F(2, 9, 5), F(2, 9), F(2, 9, 11)], fn: (q, k, v, dOk, dOv, d, m) =>
     backwardPrimitives(q, k, v, dOk, dOv, d, fullyMaskedRow(m)) },
+  // head dims where CUDA splits a row across lanes (backends/render/attention.ts): d = 128 in every unfused mode
+  // (4 lanes of 32), d = 66, dv = 30 (4 lanes, the last slot of each guarded) fused, with rows past a block, and
+  // d = 520 (a whole warp per row, 8 rows per block)
+  { name: 'attention: rows split across lanes, d = 128', inputs: [F(2, 5, 128), F(2, 7, 128), F(2, 7, 128), F(2, 5, 128), F(2, 5, 128), F(2, 5), F(2, 5, 7)], fn: (q, k, v, dOk, dOv, d, m) =>
+    [tw.attention(q, k, v, { mask: fullyMaskedRow(m) }), ...backwardPrimitives(q, k, v, dOk, dOv, d, fullyMaskedRow(m))] },
+  { name: 'attention: rows split across lanes, uneven d', inputs: [F(2, 67, 66), F(2, 70, 66), F(2, 70, 30), F(2, 67, 30), F(2, 67), F(2, 67, 70)], fn: (q, k, v, dO, d, m) =>
+    backwardPrimitives(q, k, v, dO, dO, d, fullyMaskedRow(m), true) },
+  { name: 'attention: rows split across a warp, d = 520', inputs: [F(2, 11, 520), F(2, 10, 520), F(2, 10, 40), F(2, 11, 40), F(2, 11), F(2, 11, 10)], fn: (q, k, v, dO, d, m) =>
+    backwardPrimitives(q, k, v, dO, dO, d, fullyMaskedRow(m), true) },
 ];
 
 export const cases: Case[] = [

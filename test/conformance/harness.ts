@@ -15,7 +15,8 @@ export type Float = keyof typeof TOL;
 
 /** The cases that also run in f16 and bf16 (storage 16-bit, accumulation f32) where the backend has them. */
 export const HALF_CASES = new Set(['exp', 'tanh', 'sigmoid', 'add broadcast', 'mul broadcast', 'sum over rows', 'softmax rows', 'layerNorm with affine', 'matmul 2-D ragged', 'gelu(x @ W + b)', 'attention with key mask',
-  'attention: ragged lengths, heads', 'attention: fully masked rows', 'attention: gradients', 'attention: fused siblings']);
+  'attention: ragged lengths, heads', 'attention: fully masked rows', 'attention: gradients', 'attention: fused siblings',
+  'attention: rows split across lanes, d = 128', 'attention: rows split across lanes, uneven d']);
 
 export function casesFor(float: Float): Case[] {
   return cases.filter((k) => float === 'f32' || HALF_CASES.has(k.name));

@@ -18,6 +18,7 @@ import type { CudaDevice, DeviceProps, DevicePtr, LaunchList, LaunchSpec } from 
 const HEADER = String.raw`#include <barrier>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -40,21 +41,39 @@ inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return
 struct tw_dim3 { unsigned x, y, z; };
 thread_local tw_dim3 threadIdx, blockIdx;
 tw_dim3 gridDim, blockDim;
-struct tw_warp_t { std::barrier<> bar{32}; unsigned long long slot[32][8]; const void* ptr[32]; };
+struct tw_warp_t {
+  std::barrier<> bar{32};
+  // the aligned groups of 2, 4, 8 and 16 lanes (a shuffle whose mask names one syncs only that group)
+  std::unique_ptr<std::barrier<>> group[4][16];
+  unsigned long long slot[32][8];
+  const void* ptr[32];
+  tw_warp_t() { for (int i = 0; i < 4; i++) for (int g = 0; g < 16 >> i; g++) group[i][g] = std::make_unique<std::barrier<>>(2 << i); }
+};
 thread_local std::barrier<>* tw_block_bar;
 thread_local tw_warp_t* tw_warp;
 thread_local unsigned tw_lane;
 inline void __syncthreads() { tw_block_bar->arrive_and_wait(); }
-template <class T> T tw_xor(T v, int o) {
+// the barrier of the lanes a shuffle's mask names: the whole warp or the aligned group holding this lane (a
+// mask that is neither, or that does not name both this lane and its partner, aborts)
+inline std::barrier<>& tw_sync(unsigned mask, int o) {
+  const int n = __builtin_popcount(mask), base = tw_lane & ~(n - 1);
+  if ((n & (n - 1)) || n < 2 || mask != (n == 32 ? 0xffffffffu : ((1u << n) - 1u) << base) || o >= n) {
+    std::fprintf(stderr, "tw emulator: shuffle mask %08x (offset %d) is not the aligned group of lane %u\n", mask, o, tw_lane);
+    std::abort();
+  }
+  return n == 32 ? tw_warp->bar : *tw_warp->group[__builtin_ctz(n) - 1][tw_lane / n];
+}
+template <class T> T tw_xor(unsigned mask, T v, int o) {
+  std::barrier<>& bar = tw_sync(mask, o);
   std::memcpy(&tw_warp->slot[tw_lane][0], &v, sizeof v);
-  tw_warp->bar.arrive_and_wait();
+  bar.arrive_and_wait();
   T r; std::memcpy(&r, &tw_warp->slot[tw_lane ^ o][0], sizeof r);
-  tw_warp->bar.arrive_and_wait();
+  bar.arrive_and_wait();
   return r;
 }
-inline float __shfl_xor_sync(unsigned, float v, int o) { return tw_xor(v, o); }
-inline int __shfl_xor_sync(unsigned, int v, int o) { return tw_xor(v, o); }
-inline unsigned __shfl_xor_sync(unsigned, unsigned v, int o) { return tw_xor(v, o); }
+inline float __shfl_xor_sync(unsigned m, float v, int o) { return tw_xor(m, v, o); }
+inline int __shfl_xor_sync(unsigned m, int v, int o) { return tw_xor(m, v, o); }
+inline unsigned __shfl_xor_sync(unsigned m, unsigned v, int o) { return tw_xor(m, v, o); }
 inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
 inline float __uint_as_float(unsigned i) { float f; std::memcpy(&f, &i, 4); return f; }
 inline unsigned __float_as_uint(float f) { unsigned i; std::memcpy(&i, &f, 4); return i; }
