@@ -11,24 +11,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { nvrtc } from '../backends/cuda/nvrtc.ts';
 import { roundBF16 } from '../dsl/float-formats.ts';
-import { buildFakeLibcuda } from './support/fake-libcuda.ts';
+import { fakeDriverOrSkip } from './support/fake-libcuda.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinflow-fakecuda-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-let reason: string | undefined;
-let lib = '';
-try {
-  nvrtc();
-  const built = buildFakeLibcuda();
-  if ('reason' in built) reason = built.reason;
-  else lib = built.path;
-} catch (e) {
-  reason = (e as Error).message.split('\n')[0];
-}
+const { lib = '', reason } = fakeDriverOrSkip();
 if (reason) console.warn(`cuda-driver: skipping: ${reason}`);
 
 /** Runs an ES module snippet with the fake driver as TWINFLOW_LIBCUDA; returns its last JSON line. */

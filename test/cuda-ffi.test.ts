@@ -14,21 +14,11 @@ import { bufferOf } from '../dsl/trace.ts';
 import { CUDA, CudaBackend, type CudaBuffer, CudaError } from '../backends/cuda/index.ts';
 import { renderCuda } from '../backends/cuda/cuda-c.ts';
 import { CudaDriver } from '../backends/cuda/driver.ts';
-import { nvrtc } from '../backends/cuda/nvrtc.ts';
 import { planFor } from '../compiler/pipeline.ts';
 import type { Plan } from '../compiler/plan.ts';
-import { buildFakeLibcuda, fakeCuda } from './support/fake-libcuda.ts';
+import { fakeCuda, fakeDriverOrSkip } from './support/fake-libcuda.ts';
 
-let reason: string | undefined;
-let lib = '';
-try {
-  nvrtc();
-  const built = buildFakeLibcuda();
-  if ('reason' in built) reason = built.reason;
-  else lib = built.path;
-} catch (e) {
-  reason = (e as Error).message.split('\n')[0];
-}
+const { lib = '', reason } = fakeDriverOrSkip();
 if (reason) console.warn(`cuda-ffi: skipping: ${reason}`);
 
 interface Run { inputs: CudaBuffer[]; outputs: CudaBuffer[]; from: number; to: number }

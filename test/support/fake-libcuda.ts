@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
+import { nvrtc } from '../../backends/cuda/nvrtc.ts';
 
 const SOURCE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fake-libcuda.c');
 
@@ -32,6 +33,20 @@ export function buildFakeLibcuda(): { path: string } | { reason: string } {
     }
   }
   return { reason: `cannot build the fake libcuda (${errors.join('; ')})` };
+}
+
+/**
+ * For a test file that drives the cuda backend through the fake driver: the library's path, or why the file
+ * skips (no C compiler, or no NVRTC to turn the generated kernels into the PTX the driver loads).
+ */
+export function fakeDriverOrSkip(): { lib: string; reason?: undefined } | { lib?: undefined; reason: string } {
+  try {
+    nvrtc();
+  } catch (e) {
+    return { reason: (e as Error).message.split('\n')[0]! };
+  }
+  const built = buildFakeLibcuda();
+  return 'reason' in built ? built : { lib: built.path };
 }
 
 export interface FakeLaunch {
