@@ -10,9 +10,10 @@
 // written, while the pack then has at most MAX_SEGMENTS members, binds at most `maxArgs` distinct values
 // (WebGPU's storage buffers per stage, CUDA's parameter space), and the bytes live between the pack and the
 // step, its outputs added, stay within the order's most live bytes (so packing does not raise the peak of the
-// memory-aware order); else it starts a pack where it stands. Steps only move earlier, to a pack that follows their producers, so the order stays
-// topological. A donated input's last reader, when it writes the input's replacement (maybe over it), is placed
-// after the input's other readers (in a later pack), so it stays last and donation in place stays in place.
+// memory-aware order); else it starts a pack where it stands. Steps only move earlier, to a pack that follows
+// their producers, so the order stays topological. A donated input's last reader, when it writes the input's
+// replacement (maybe over it), is placed after the input's other readers (in a later pack), so it stays last
+// and donation in place stays in place.
 
 import { type Expr, renameArgs } from '../kernel-ir/expr.ts';
 import type { Kernel, KernelArg } from '../kernel-ir/kernel.ts';
