@@ -266,16 +266,17 @@ function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[]
 function writesOver(k: Kernel, donor: number, out: number): boolean {
   if ((k.kind !== 'map' && k.kind !== 'horizontal') || donor < 0 || k.args[out]!.access !== 'write' || k.args[out]!.type !== k.args[donor]!.type) return false;
   const loads = (ss: Store[]) => topoOrder(ss.flatMap((s) => [s.index, s.value])).filter((e) => e.op === 'load' && e.arg === donor);
-  let mine = k.kind === 'map' ? k.stores : undefined;
-  if (k.kind === 'horizontal') {
+  let mine: Store[];
+  if (k.kind === 'map') mine = k.stores;
+  else {
     const { storedIn, loadedIn } = segmentArgs(k);
-    mine = k.segments[storedIn.get(out)!]!.stores;
-    if ((loadedIn.get(donor) ?? []).some((i) => i !== storedIn.get(out))) return false;
+    const seg = storedIn.get(out);
+    if (seg === undefined || (loadedIn.get(donor) ?? []).some((i) => i !== seg)) return false;
+    mine = k.segments[seg]!.stores;
   }
-  if (!mine) return false;
   const at = mine.findIndex((s) => s.arg === out);
-  const own = mine[at]!;
-  if (own.index.op !== 'var' || mine.some((s, i) => i !== at && s.arg === out)) return false;
+  const own = mine[at];
+  if (!own || own.index.op !== 'var' || mine.some((s, i) => i !== at && s.arg === out)) return false;
   return loads(mine.slice(0, at + 1)).every((e) => e.op === 'load' && e.index === own.index) && !loads(mine.slice(at + 1)).length;
 }
 
