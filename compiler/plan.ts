@@ -7,8 +7,8 @@
 import type { Graph } from '../dsl/graph.ts';
 import { sizeOf } from '../dsl/shape.ts';
 import type { Tensor } from '../dsl/tensor.ts';
-import { type Expr, renameArgs, type ScalarType, topoOrder } from './kernel-ir/expr.ts';
-import { type Kernel, kernelKey, type KernelArg, type Store } from './kernel-ir/kernel.ts';
+import { type Expr, renameArgs, type ScalarType } from './kernel-ir/expr.ts';
+import { type Kernel, kernelKey, type KernelArg, type Store, storeExprs } from './kernel-ir/kernel.ts';
 import { packHorizontal } from './fusion/horizontal.ts';
 import { hostScalar, partition, type Partition } from './fusion/partition.ts';
 import { type LoweringContext, lowerGroup, lowerSort, scalarType } from './lower/lower-group.ts';
@@ -265,7 +265,7 @@ function assignBuffers(values: PlanValue[], steps: PlanStep[], outputs: number[]
  */
 function writesOver(k: Kernel, donor: number, out: number): boolean {
   if ((k.kind !== 'map' && k.kind !== 'horizontal') || donor < 0 || k.args[out]!.access !== 'write' || k.args[out]!.type !== k.args[donor]!.type) return false;
-  const loads = (ss: Store[]) => topoOrder(ss.flatMap((s) => [s.index, s.value])).filter((e) => e.op === 'load' && e.arg === donor);
+  const loads = (ss: Store[]) => storeExprs(ss).filter((e) => e.op === 'load' && e.arg === donor);
   let mine: Store[];
   if (k.kind === 'map') mine = k.stores;
   else {
@@ -288,7 +288,7 @@ function segmentArgs(k: Extract<Kernel, { kind: 'horizontal' }>) {
     have = { storedIn: new Map(), loadedIn: new Map() };
     for (const [i, sg] of k.segments.entries()) {
       for (const st of sg.stores) have.storedIn.set(st.arg, i);
-      for (const e of topoOrder(sg.stores.flatMap((st) => [st.index, st.value]))) {
+      for (const e of storeExprs(sg.stores)) {
         if (e.op !== 'load') continue;
         const at = have.loadedIn.get(e.arg) ?? [];
         if (at.at(-1) !== i) at.push(i);

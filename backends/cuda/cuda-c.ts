@@ -12,7 +12,7 @@
 
 import { type Expr, load, topoOrder } from '../../compiler/kernel-ir/expr.ts';
 import { vectorizable } from '../../compiler/kernel-ir/index-math.ts';
-import type { HorizontalKernel, Kernel, Store } from '../../compiler/kernel-ir/kernel.ts';
+import { type HorizontalKernel, type Kernel, type Store, storeExprs } from '../../compiler/kernel-ir/kernel.ts';
 import { fnv1aHex } from '../../dsl/hash.ts';
 import { beats, Emitter, reduceCombine, reduceInit, Scope, segmentTree } from '../render/c-like.ts';
 import { COMMON_HELPERS, cudaDialect, memBytes, memType, regType, vecType } from './cuda-dialect.ts';
@@ -103,7 +103,7 @@ function mapPlan(r: Renderer, k: MapWork) {
   const gid = k.stores[0]?.index;
   const vectorOk = gid?.op === 'var' && k.stores.every((st) => st.index === gid);
   const vecLoads = new Set<number>();
-  if (vectorOk) for (const e of topoOrder(k.stores.flatMap((st) => [st.index, st.value]))) if (e.op === 'load' && e.index === gid) vecLoads.add(e.arg);
+  if (vectorOk) for (const e of storeExprs(k.stores)) if (e.op === 'load' && e.index === gid) vecLoads.add(e.arg);
   const outs = [...new Set(k.stores.map((st) => st.arg))];
   const widest = Math.max(1, ...[...vecLoads, ...outs].map((a) => memBytes(k.args[a]!.type)));
   const V = vectorOk ? Math.min(8, 16 / widest) : 1;

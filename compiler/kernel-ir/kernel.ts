@@ -177,3 +177,6 @@ export function kernelRoots(k: Kernel): Expr[] {
 
 /** Every expression a kernel evaluates, each once, children first. */
 export const kernelExprs = (k: Kernel): Expr[] => topoOrder(kernelRoots(k));
+
+/** Every expression a list of stores (a map kernel's, a horizontal kernel's segment's) evaluates, each once, children first. */
+export const storeExprs = (ss: readonly Store[]): Expr[] => topoOrder(ss.flatMap((s) => [s.index, s.value]));
