@@ -15,12 +15,8 @@ import { mmditConfigs } from '../models/backbones/configs.ts';
 import { mmdit, mmditSpec, type MmditParams } from '../models/backbones/mmdit.ts';
 import { abstractParams } from '../models/nn/params.ts';
 import { loraStep } from '../scripts/cli/compile.ts';
+import { opt } from './options.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const base = mmditConfigs['qwen-image-20b'];
 const cfg = { ...base, layers: Number(opt('layers') ?? base.layers) };
 const only = opt('only')?.split(',') ?? ['forward', 'backward', 'lora', 'cold'];

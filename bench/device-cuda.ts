@@ -16,7 +16,8 @@ import { casesFor, compare, type Float, jittedStepCheck, makeInputs, runCase, to
 import { CUDA_HALF_CASES, cudaCases } from '../test/conformance/cuda-cases.ts';
 import type { Case } from '../test/conformance/cases.ts';
 import { markdownTable, runCudaBench, runTorchPeer } from './cuda.ts';
-import { args, check as checkOne, elapsed, fail, finish, gc, only, opt, save, say } from './device-report.ts';
+import { check as checkOne, elapsed, fail, finish, gc, only, save, say } from './device-report.ts';
+import { args, opt } from './options.ts';
 
 const budgetS = Number(opt('budget') ?? 330);
 /** A sticky CUDA error (a kernel fault) poisons the context: later cases would all fail, so stop there. */

@@ -39,7 +39,8 @@ import { trainUpdate } from '../models/twinflow/train-step.ts';
 import { twinflowObjective } from '../models/objectives/twinflow.ts';
 import { type BenchRow, markdownTable, runCudaBench, runTorchPeer, SIZES } from './cuda.ts';
 import { stepSetup } from './twinflow-step.ts';
-import { args, elapsed, fail, finish, opt, say } from './device-report.ts';
+import { elapsed, fail, finish, say } from './device-report.ts';
+import { args, opt } from './options.ts';
 
 const small = args.includes('--small');
 const backend = (opt('backend') ?? 'cuda') as 'cuda' | 'cpu';

@@ -1,21 +1,17 @@
 // The bookkeeping of the GPU machine's check scripts (bench/device-cuda.ts, bench/device-webgpu.ts), which run
-// without vitest: their command-line options, a report echoed to stdout and saved under --out, and checks that
+// without vitest: their --only and --out options, a report echoed to stdout and saved under --out, and checks that
 // each print ok or FAIL with their differences, then a summary.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { opt } from './options.ts';
 
 v8.setFlagsFromString('--expose-gc');
 /** A full collection: the backends' buffers return to their pools when their tensors are collected. */
 export const gc = vm.runInNewContext('gc') as () => void;
 
-export const args = process.argv.slice(2);
-export const opt = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 export const only = opt('only')?.split(',');
 const outDir = opt('out');
 

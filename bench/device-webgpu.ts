@@ -14,7 +14,8 @@ import * as tw from '../index.ts';
 import { webgpuDebug, webgpuInstance } from '../backends/webgpu/index.ts';
 import { MATMUL_TILES, tileName } from '../backends/webgpu/wgsl.ts';
 import { casesFor, type Float, jittedStepCheck, runCase } from '../test/conformance/harness.ts';
-import { check, elapsed, finish, gc, only, opt, say } from './device-report.ts';
+import { check, elapsed, finish, gc, only, say } from './device-report.ts';
+import { opt } from './options.ts';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 Object.assign(globalThis, globals);

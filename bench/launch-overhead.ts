@@ -18,13 +18,9 @@ import type { DeviceBuffer, Executable } from '../dsl/backend.ts';
 import { termNames, twinflowObjective } from '../models/objectives/twinflow.ts';
 import { freshGuard, trainStep, zeroSums } from '../models/twinflow/train-step.ts';
 import { buildFakeLibcuda } from '../test/support/fake-libcuda.ts';
+import { args, opt } from './options.ts';
 import { stepSetup } from './twinflow-step.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, d: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : d;
-};
 const small = args.includes('--small');
 
 const real = args.includes('--real');
@@ -100,7 +96,7 @@ async function measure(name: string, call: () => void, calls: number, warm = 2):
   const call = () => void (st = step(st.state, st.sums, st.guard, batch, tw.random.foldIn(key, i++)));
   call();
   console.log(`TwinFlow step ${size.model} batch ${size.batch}: first call (trace, compile, run) ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  await measure(`TwinFlow training step, ${size.model}, batch ${size.batch}`, call, opt('steps', 5));
+  await measure(`TwinFlow training step, ${size.model}, batch ${size.batch}`, call, Number(opt('steps') ?? 5));
 }
 
 // ---- a chain of small layers: one matmul (bias and tanh fused) per launch, parameters as inputs
@@ -113,7 +109,7 @@ async function measure(name: string, call: () => void, calls: number, warm = 2):
     for (const wj of w) h = tw.tanh(tw.matmul(h, wj));
     return h;
   });
-  await measure(`chain of ${depth} matmul+tanh layers, 16x${width}`, () => void f(x, ws), opt('chain', 100));
+  await measure(`chain of ${depth} matmul+tanh layers, 16x${width}`, () => void f(x, ws), Number(opt('chain') ?? 100));
 }
 
 const cpu = os.cpus()[0]?.model ?? 'unknown cpu';

@@ -27,6 +27,7 @@ import * as tw from '../index.ts';
 import { webgpuDebug, webgpuInstance } from '../backends/webgpu/index.ts';
 import { MATMUL_TILES, type MatmulTile, tileName } from '../backends/webgpu/wgsl.ts';
 import { adamw, type AdamState } from '../models/optim/adamw.ts';
+import { args, opt } from './options.ts';
 
 // ---- one Dawn instance for everyone: our backend and both peers take navigator.gpu when it is set
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
@@ -45,11 +46,6 @@ const gc = async () => {
   await new Promise((r) => setTimeout(r, 0));
 };
 
-const args = process.argv.slice(2);
-const opt = (name: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-};
 const outDir = opt('out') ?? 'bench/results';
 const only = opt('only')?.split(',');
 
